@@ -1,0 +1,17 @@
+// What the admin endpoints need from the shard that serves them.
+import type { Logger } from 'pino';
+import type { Config } from '../config/types.ts';
+import type { SharedState } from '../shared/state.ts';
+
+export interface AdminContext {
+  config: Config;
+  state: SharedState;
+  /** Process start, ms since the epoch (Date.now()). */
+  startedAt: number;
+  /** Every shard's LatencyRecorder.snapshot(); the lead wires the message round trip to the primary. */
+  collectLatency(): Promise<string[][]>;
+  /** Number of shards. */
+  workers: number;
+  /** Optional: where admin-path problems (latency collection failing) are reported. */
+  logger?: Logger;
+}

@@ -1,0 +1,134 @@
+// GET /stats: one JSON document with everything an operator looks at first. Counters are read from
+// SharedState (Atomics, no round trip); latency comes from the shards' merged histograms.
+import type { Histogram } from 'hdr-histogram-js';
+import type { Config } from '../config/types.ts';
+import {
+  B_ACTIVE,
+  B_ENABLED,
+  B_HEALTHY,
+  BC_ERRORS,
+  BC_FAILOVERS,
+  BC_REQUESTS,
+  G_DROP_BAD_HEADER,
+  G_DROP_BAD_TOKEN,
+  G_DROP_INITIAL_TOO_SHORT,
+  G_DROP_QUEUE_FULL,
+  G_DROP_SHARD_ERROR,
+  G_DROP_SHORT_UNKNOWN_CID,
+  G_QUIC_HANDSHAKES,
+  G_QUIC_MIGRATIONS,
+  G_QUIC_NAT_REBINDINGS,
+  G_QUIC_RETRIES,
+  G_REQ_HTTP1,
+  G_REQ_HTTP2,
+  G_REQ_HTTP3,
+  G_SHARD_RESTARTS,
+  G_VERSION_NEGOTIATIONS,
+  S_ALIVE,
+  S_CONNECTIONS,
+  S_QUIC_CONNECTIONS,
+  SC_REQUESTS,
+  type SharedState,
+} from '../shared/state.ts';
+import { summarizeMs, type LatencySummaryMs } from './latency.ts';
+import { QUICLB_VERSION } from './version.ts';
+
+export interface StatsInput {
+  config: Config;
+  state: SharedState;
+  startedAt: number;
+  workers: number;
+  /** Merged per-backend latency (LatencyRecorder.merge); missing entries read as "no data". */
+  latency: Histogram[];
+}
+
+export interface BackendStats {
+  id: string;
+  host: string;
+  port: number;
+  healthy: boolean;
+  enabled: boolean;
+  activeConnections: number;
+  requests: number;
+  errors: number;
+  failovers: number;
+  latencyMs: LatencySummaryMs;
+}
+
+export interface ShardStats {
+  index: number;
+  alive: boolean;
+  connections: number;
+  quicConnections: number;
+  requests: number;
+}
+
+export interface Stats {
+  uptimeSeconds: number;
+  version: string;
+  workers: number;
+  protocols: { 'HTTP/1.1': number; 'HTTP/2': number; 'HTTP/3': number };
+  backends: BackendStats[];
+  shards: ShardStats[];
+  quic: {
+    handshakes: number;
+    migrations: number;
+    natRebindings: number;
+    retries: number;
+    versionNegotiations: number;
+    dropped: { unknownCid: number; badHeader: number; initialTooShort: number; queueFull: number; badToken: number; shardError: number };
+  };
+  shardRestarts: number;
+}
+
+export function buildStats(input: StatsInput, now = Date.now()): Stats {
+  const { config, state } = input;
+  // JSON has no 64-bit integers; counters stay far below 2^53 in any real uptime.
+  const g = (field: number): number => Number(state.globalCounter(field));
+  const backends = config.loadBalancer.backendServers.map((b, i) => ({
+    id: b.id,
+    host: b.host,
+    port: b.port,
+    healthy: state.backendGauge(i, B_HEALTHY) === 1,
+    enabled: state.backendGauge(i, B_ENABLED) === 1,
+    activeConnections: state.backendGauge(i, B_ACTIVE),
+    requests: Number(state.backendCounter(i, BC_REQUESTS)),
+    errors: Number(state.backendCounter(i, BC_ERRORS)),
+    failovers: Number(state.backendCounter(i, BC_FAILOVERS)),
+    latencyMs: summarizeMs(input.latency[i]),
+  }));
+  const shards: ShardStats[] = [];
+  for (let s = 0; s < input.workers; s++) {
+    shards.push({
+      index: s,
+      alive: state.shardGauge(s, S_ALIVE) === 1,
+      connections: state.shardGauge(s, S_CONNECTIONS),
+      quicConnections: state.shardGauge(s, S_QUIC_CONNECTIONS),
+      requests: Number(state.shardCounter(s, SC_REQUESTS)),
+    });
+  }
+  return {
+    uptimeSeconds: Math.max(0, Math.floor((now - input.startedAt) / 1000)),
+    version: QUICLB_VERSION,
+    workers: input.workers,
+    protocols: { 'HTTP/1.1': g(G_REQ_HTTP1), 'HTTP/2': g(G_REQ_HTTP2), 'HTTP/3': g(G_REQ_HTTP3) },
+    backends,
+    shards,
+    quic: {
+      handshakes: g(G_QUIC_HANDSHAKES),
+      migrations: g(G_QUIC_MIGRATIONS),
+      natRebindings: g(G_QUIC_NAT_REBINDINGS),
+      retries: g(G_QUIC_RETRIES),
+      versionNegotiations: g(G_VERSION_NEGOTIATIONS),
+      dropped: {
+        unknownCid: g(G_DROP_SHORT_UNKNOWN_CID),
+        badHeader: g(G_DROP_BAD_HEADER),
+        initialTooShort: g(G_DROP_INITIAL_TOO_SHORT),
+        queueFull: g(G_DROP_QUEUE_FULL),
+        badToken: g(G_DROP_BAD_TOKEN),
+        shardError: g(G_DROP_SHARD_ERROR),
+      },
+    },
+    shardRestarts: g(G_SHARD_RESTARTS),
+  };
+}

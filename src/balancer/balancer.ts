@@ -1,0 +1,151 @@
+// The facade the proxy calls, built once per thread over the immutable config. select() decides where a
+// request goes; afterResponse() learns from the backend's answer (Moodle session ids, affinity cookie).
+//
+// Order of select(): (1) the affinity cookie, (2) the Moodle session id in the shared session table,
+// (3) the route group's strategy. A pinned backend that is down, drained, full or excluded is skipped,
+// the strategy picks another, and afterResponse() re-pins the client to it: a Moodle cluster keeps
+// sessions in a shared store, so moving a session costs a cache miss, not a logout.
+import type { LoadBalancerConfig } from '../config/types.ts';
+import type { SharedState } from '../shared/state.ts';
+import { type Backend, backendsFromConfig, DEFAULT_GROUP } from './backend.ts';
+import { affinityToken, parseSetCookie, setCookieHeader } from './affinity.ts';
+import { isEligible } from './eligibility.ts';
+import { Router } from './router.ts';
+import type { SessionTable } from './session-table.ts';
+import { createStrategy, type SelectionStrategy } from './strategy.ts';
+
+export interface BalancerOptions {
+  lb: LoadBalancerConfig;
+  /** Moodle's session cookie name (moodle.sessionCookie, "MoodleSession" by default). */
+  sessionCookie: string;
+  state: SharedState;
+  sessions: SessionTable;
+}
+
+export interface SelectRequest {
+  host: string;
+  path: string;
+  clientIp: string;
+  /** parseCookies() of the request's Cookie fields. */
+  cookies: Map<string, string>;
+  /** Backends already tried by this request. */
+  exclude?: ReadonlySet<number>;
+}
+
+export type SelectReason = 'affinity' | 'session' | 'strategy';
+
+export interface Selection {
+  backend: Backend;
+  reason: SelectReason;
+}
+
+export class BalancerConfigError extends Error {
+  readonly code = 'QUICLB_ROUTE_GROUP_EMPTY';
+  constructor(group: string) {
+    super(`loadBalancer.routes: group "${group}" has no backend; set "group": "${group}" on at least one of loadBalancer.backendServers`);
+    this.name = 'BalancerConfigError';
+  }
+}
+
+interface Group {
+  members: Uint8Array; // members[backend.index] === 1 when the backend serves the group
+  strategy: SelectionStrategy;
+}
+
+export class Balancer {
+  readonly backends: readonly Backend[];
+  private readonly persistence: boolean;
+  private readonly affinityCookie: string;
+  private readonly sessionCookie: string;
+  private readonly state: SharedState;
+  private readonly sessions: SessionTable;
+  private readonly router: Router;
+  private readonly groups = new Map<string, Group>();
+  private readonly byToken = new Map<string, Backend>();
+  private readonly tokens: readonly string[];
+
+  constructor(opts: BalancerOptions) {
+    this.backends = backendsFromConfig(opts.lb.backendServers);
+    this.persistence = opts.lb.sessionPersistence;
+    this.affinityCookie = opts.lb.affinityCookie;
+    this.sessionCookie = opts.sessionCookie;
+    this.state = opts.state;
+    this.sessions = opts.sessions;
+    this.router = new Router(opts.lb.routes);
+    this.tokens = this.backends.map((b) => affinityToken(b));
+    this.backends.forEach((b, i) => this.byToken.set(this.tokens[i], b));
+
+    const names = new Set([DEFAULT_GROUP, ...this.router.groups(), ...this.backends.map((b) => b.group)]);
+    for (const name of names) {
+      let list = this.backends.filter((b) => b.group === name);
+      // A config without groups puts every backend in "default"; one that names groups for all backends
+      // still needs somewhere for unrouted requests to go: all backends.
+      if (name === DEFAULT_GROUP && list.length === 0) list = [...this.backends];
+      if (list.length === 0) throw new BalancerConfigError(name);
+      const members = new Uint8Array(this.backends.length);
+      for (const b of list) members[b.index] = 1;
+      this.groups.set(name, { members, strategy: createStrategy(opts.lb.strategy, list, opts.state) });
+    }
+  }
+
+  byIndex(i: number): Backend | undefined {
+    return this.backends[i];
+  }
+
+  /** The route group a request belongs to (exposed for logs and the admin API). */
+  groupFor(host: string, path: string): string {
+    return this.router.groupFor(host, path);
+  }
+
+  select(req: SelectRequest): Selection | undefined {
+    const group = this.groups.get(this.router.groupFor(req.host, req.path));
+    if (group === undefined) return undefined; // unreachable: every routed group was built above
+    if (this.persistence) {
+      const token = req.cookies.get(this.affinityCookie);
+      const pinned = token === undefined ? undefined : this.byToken.get(token);
+      if (pinned !== undefined && this.usable(pinned, group, req.exclude)) return { backend: pinned, reason: 'affinity' };
+
+      const sid = req.cookies.get(this.sessionCookie);
+      if (sid !== undefined && sid !== '') {
+        const idx = this.sessions.lookup(sid);
+        const known = idx === undefined ? undefined : this.backends[idx];
+        if (known !== undefined && this.usable(known, group, req.exclude)) return { backend: known, reason: 'session' };
+      }
+    }
+    const backend = group.strategy.pick({ clientIp: req.clientIp, exclude: req.exclude });
+    return backend === undefined ? undefined : { backend, reason: 'strategy' };
+  }
+
+  /**
+   * Call once the backend's response headers arrived. Records the Moodle session id -> backend (a new id
+   * from the backend's Set-Cookie, or the one the request carried) and returns the affinity Set-Cookie
+   * value to add to the response, or undefined when the client already holds the right one.
+   * `secure`: the client connection is TLS (see setCookieHeader for why plain HTTP gets no Secure).
+   */
+  afterResponse(reqCookies: Map<string, string>, backend: Backend, setCookieValuesFromBackend: readonly string[], secure = false): string | undefined {
+    if (!this.persistence) return undefined;
+    let sessionSet = false;
+    for (const v of setCookieValuesFromBackend) {
+      const c = parseSetCookie(v);
+      if (c === undefined || c.name !== this.sessionCookie) continue;
+      sessionSet = true;
+      if (c.expired || c.value === '' || c.value === 'deleted') {
+        // Logout or session destroyed: drop the old id rather than leave it pinned.
+        const old = reqCookies.get(this.sessionCookie);
+        if (old !== undefined && old !== '') this.sessions.forget(old);
+      } else {
+        this.sessions.remember(c.value, backend.index);
+      }
+    }
+    if (!sessionSet) {
+      const sid = reqCookies.get(this.sessionCookie);
+      if (sid !== undefined && sid !== '') this.sessions.remember(sid, backend.index);
+    }
+    if (reqCookies.get(this.affinityCookie) === this.tokens[backend.index]) return undefined;
+    return setCookieHeader(this.affinityCookie, backend, secure);
+  }
+
+  private usable(b: Backend, group: Group, exclude: ReadonlySet<number> | undefined): boolean {
+    return group.members[b.index] === 1 && isEligible(b, this.state, exclude);
+  }
+}

@@ -1,0 +1,122 @@
+// quiclb command line: start | generate-config | check-config | doctor | help.
+// Old spellings stay accepted: `--generate-config` and `-config FILE`.
+import { parseArgs } from 'node:util';
+import { writeFile } from 'node:fs/promises';
+import { loadConfig, defaultConfigJson, toJson } from '../config/load.ts';
+import { createLogger } from '../shared/logger.ts';
+import { runStart } from './start.ts';
+import { runDoctor } from './doctor.ts';
+
+const USAGE = `quiclb — HTTP/3 + HTTP/2 + HTTP/1.1 load balancer
+
+Usage:
+  quiclb start [--config FILE] [--workers N] [--demo]
+  quiclb generate-config [--out FILE]          write a config holding every default (stdout without --out)
+  quiclb check-config FILE                     validate a config and print the effective settings
+  quiclb doctor [--config FILE]                check this host (UDP buffers, file limits, ports, certificate)
+
+Options:
+  --config FILE   JSON config (see README "Configuration"); env BIND_ADDRESS, BACKEND_SERVERS,
+                  SSL_CERT_PATH, SSL_KEY_PATH override it
+  --workers N     worker shards (default: number of CPU cores)
+  --demo          start two labelled demo backends beside quiclb when no backends are configured
+  -h, --help      this text
+`;
+
+/** Maps the old single-dash and flag spellings onto the current ones. */
+export function normalizeArgv(argv: string[]): string[] {
+  const out: string[] = [];
+  for (const arg of argv) {
+    if (arg === '-config') out.push('--config');
+    else if (arg.startsWith('-config=')) out.push(`--config=${arg.slice(8)}`);
+    else if (arg === '--generate-config' || arg === '-generate-config') out.push('generate-config');
+    else out.push(arg);
+  }
+  // `quiclb --config x.json` with no command means start, as the old binary did.
+  const first = out.find((a) => !a.startsWith('-'));
+  const commands = new Set(['start', 'generate-config', 'check-config', 'doctor', 'help']);
+  if (!first || !commands.has(first)) {
+    if (!out.includes('-h') && !out.includes('--help')) out.unshift('start');
+  }
+  return out;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`quiclb: ${message}\n`);
+  process.exit(2);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const args = normalizeArgv(argv);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        workers: { type: 'string', short: 'w' },
+        out: { type: 'string', short: 'o' },
+        demo: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0] ?? 'start';
+  if (values.help || command === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const env = process.env as Record<string, string | undefined>;
+  const load = (file?: string) => {
+    try {
+      return loadConfig({ file, env });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (e.code === 'QUICLB_CONFIG') fail(`invalid config: ${e.message}`);
+      throw err;
+    }
+  };
+
+  switch (command) {
+    case 'generate-config': {
+      const text = `${JSON.stringify(defaultConfigJson(), null, 2)}\n`;
+      if (values.out) {
+        await writeFile(values.out, text, { flag: 'wx' }).catch((err: NodeJS.ErrnoException) =>
+          fail(err.code === 'EEXIST' ? `${values.out} exists; not overwriting it` : err.message),
+        );
+        process.stderr.write(`quiclb: wrote ${values.out}\n`);
+      } else process.stdout.write(text);
+      return;
+    }
+    case 'check-config': {
+      const file = positionals[1] ?? values.config;
+      if (!file) fail('check-config needs a FILE');
+      const config = load(file);
+      process.stdout.write(`${JSON.stringify(toJson(config), null, 2)}\n`);
+      process.stderr.write(`quiclb: ${file} is valid\n`);
+      return;
+    }
+    case 'doctor': {
+      const config = load(values.config);
+      process.exitCode = await runDoctor(config);
+      return;
+    }
+    case 'start': {
+      const config = load(values.config);
+      let workers: number | undefined;
+      if (values.workers !== undefined) {
+        workers = Number(values.workers);
+        if (!Number.isInteger(workers) || workers < 1) fail(`--workers: expected a positive integer, got "${values.workers}"`);
+      }
+      const logger = createLogger(config.logging);
+      await runStart({ config, workers, demo: values.demo ?? false, logger, hasConfigFile: values.config !== undefined });
+      return;
+    }
+    default:
+      fail(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}

@@ -1,0 +1,96 @@
+// Every default, written the way the JSON file spells it (durations and sizes as strings). The schema
+// reads its defaults from here, and `quiclb generate-config` writes defaultConfigJson(), so the two
+// cannot drift apart.
+
+export const BACKEND_DEFAULTS = {
+  weight: 1,
+  healthy: true,
+  maxConnections: 0,
+  group: 'default',
+} as const;
+
+export const PROXY_HEADER_NAMES = [
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-real-ip',
+  'forwarded',
+] as const;
+
+export const DEFAULTS = {
+  server: {
+    httpPort: 8080,
+    httpsPort: 9443,
+    bindAddress: '0.0.0.0',
+    readTimeout: '30s',
+    writeTimeout: '30s',
+    idleTimeout: '60s',
+    maxHeaderSize: '16KiB',
+    maxBodySize: 0,
+    redirectHttpToHttps: false,
+    shutdownTimeout: '10s',
+  },
+  tls: {
+    stateDir: '.quiclb-state',
+  },
+  quic: {
+    enabled: true,
+    idleTimeout: '30s',
+    maxStreamsBidi: 100,
+    initialMaxData: '10MiB',
+    initialMaxStreamData: '1MiB',
+    maxUdpPayloadSize: 1350,
+    retryThreshold: 1000,
+    udpBufferSize: '4MiB',
+  },
+  loadBalancer: {
+    strategy: 'round_robin',
+    sessionPersistence: true,
+    connectionMigration: true,
+    affinityCookie: 'QUICLB_AFFINITY',
+    backendServers: [],
+    routes: [],
+    retryIdempotent: true,
+    connectTimeout: '5s',
+    backendTimeout: '60s',
+  },
+  healthCheck: {
+    enabled: true,
+    interval: '10s',
+    timeout: '5s',
+    path: '/admin/cli/healthcheck.php',
+    expectStatus: '2xx',
+    healthyThreshold: 2,
+    unhealthyThreshold: 3,
+    passiveFailureThreshold: 5,
+  },
+  moodle: {
+    sessionCookie: 'MoodleSession',
+    proxyHeaders: ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded'],
+    enableCaching: false,
+  },
+  admin: {
+    allowFrom: ['127.0.0.0/8', '::1/128'],
+    port: 0,
+  },
+  logging: {
+    level: 'info',
+    format: 'json',
+    accessLog: true,
+  },
+} as const;
+
+const EXAMPLE_BACKENDS = [
+  { id: 'moodle-1', host: '127.0.0.1', port: 8081, ...BACKEND_DEFAULTS },
+  { id: 'moodle-2', host: '127.0.0.1', port: 8082, ...BACKEND_DEFAULTS },
+];
+
+/** The full JSON document `quiclb generate-config` writes: every default, plus two example backends. */
+export function defaultConfigJson(): Record<string, unknown> {
+  const doc = structuredClone(DEFAULTS) as unknown as {
+    loadBalancer: { backendServers: unknown[] };
+  } & Record<string, unknown>;
+  doc.loadBalancer.backendServers = structuredClone(EXAMPLE_BACKENDS);
+  return doc;
+}

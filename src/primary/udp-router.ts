@@ -1,0 +1,427 @@
+// The primary's half of QUIC: it owns the UDP socket(s) on httpsPort, reads only the invariant header
+// (never decrypts), and routes each datagram to the shard that owns its connection:
+//   short header  -> the shard octet of the DCID (src/quic/cid.ts), no lookup;
+//   long header   -> the client-chosen-CID table, else the DCID's shard octet, else (Initial) a new
+//                    connection for the least-loaded alive shard, or a stateless Retry under a flood.
+// Version negotiation, too-short Initials, unknown CIDs, bad tokens and unparsable headers are handled
+// (and counted) here so that garbage costs the shards nothing. Datagrams travel to and from the shards in
+// batches (src/quic/datagram-batch.ts) flushed at the end of each socket read burst.
+import dgram from 'node:dgram';
+import type { TransferListItem as Transferable } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Config } from '../config/types.ts';
+import {
+  SharedState,
+  S_CONNECTIONS,
+  G_DROP_BAD_HEADER,
+  G_DROP_BAD_TOKEN,
+  G_DROP_INITIAL_TOO_SHORT,
+  G_DROP_QUEUE_FULL,
+  G_DROP_SHORT_UNKNOWN_CID,
+  G_QUIC_RETRIES,
+  G_VERSION_NEGOTIATIONS,
+} from '../shared/state.ts';
+import { encodeCid, decodeCidShard } from '../quic/cid.ts';
+import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../quic/packet-header.ts';
+import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../quic/datagram-batch.ts';
+import { quiche } from '../quic/quiche.ts';
+import { CidTable } from './cid-table.ts';
+import { RetryTokenMinter } from './udp-retry-token.ts';
+import { RetryCache, HandshakeRate } from './udp-retry-policy.ts';
+
+export interface ShardPort {
+  index: number;
+  alive(): boolean;
+  post(msg: unknown, transfer?: Transferable[]): void;
+}
+
+/** RFC 9000 §14.1: a server MUST discard an Initial in a datagram smaller than 1200 octets. */
+const MIN_INITIAL_DATAGRAM = 1200;
+/** Datagrams posted to a shard and not yet acknowledged; above this they are dropped and counted. */
+const MAX_PENDING_PER_SHARD = 8192;
+/** Datagrams per batch before an early flush (the rest waits for the end of the read burst). */
+const MAX_BATCH_DATAGRAMS = 64;
+/** Datagrams queued in a socket's send queue before outgoing datagrams are dropped and counted. */
+const MAX_SEND_QUEUE = 4096;
+
+export interface UdpRouterOptions {
+  config: Config;
+  state: SharedState;
+  logger: Logger;
+  shards: ShardPort[];
+}
+
+export class UdpRouter {
+  private readonly config: Config;
+  private readonly state: SharedState;
+  private readonly logger: Logger;
+  private readonly shards: ShardPort[];
+  /** shards by index, for the per-datagram liveness check. */
+  private readonly byIndex: Array<ShardPort | undefined>;
+  private readonly table = new CidTable();
+  private readonly tokens = new RetryTokenMinter();
+  private readonly retryCache = new RetryCache();
+  private readonly rate: HandshakeRate;
+  private readonly batches: DatagramBatchWriter[];
+  private readonly pending: number[];
+  private readonly newInFlight: number[];
+  private readonly hdr: ParsedHeader = newParsedHeader();
+  private readonly scratch = Buffer.allocUnsafe(1500);
+  private socket4: dgram.Socket | undefined;
+  private socket6: dgram.Socket | undefined;
+  private localPort = 0;
+  private flushQueued = false;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private pickCursor = 0;
+
+  constructor(opts: UdpRouterOptions) {
+    this.config = opts.config;
+    this.state = opts.state;
+    this.logger = opts.logger.child({ component: 'udp-router' });
+    this.shards = opts.shards;
+    this.rate = new HandshakeRate(opts.config.quic.retryThreshold);
+    const n = Math.max(...opts.shards.map((s) => s.index + 1), 0);
+    this.byIndex = new Array<ShardPort | undefined>(n).fill(undefined);
+    for (const s of opts.shards) this.byIndex[s.index] = s;
+    this.batches = Array.from({ length: n }, () => new DatagramBatchWriter());
+    this.pending = new Array<number>(n).fill(0);
+    this.newInFlight = new Array<number>(n).fill(0);
+  }
+
+  /** The bound address of the IPv4 (or only) socket; port is the real one when httpsPort was 0. */
+  address(): { address: string; port: number } {
+    const s = this.socket4 ?? this.socket6;
+    if (!s) throw new Error('UdpRouter.address() before listen()');
+    const a = s.address();
+    return { address: a.address, port: a.port };
+  }
+
+  async listen(): Promise<void> {
+    const { bindAddress, httpsPort } = this.config.server;
+    const v6 = bindAddress.includes(':');
+    this.socket4 = await this.bind(v6 ? 'udp6' : 'udp4', bindAddress, httpsPort, false);
+    this.localPort = this.socket4.address().port;
+    if (v6) {
+      this.socket6 = this.socket4;
+      this.socket4 = undefined;
+    } else if (bindAddress === '0.0.0.0') {
+      // Browsers resolve "localhost" to ::1 first: serve IPv6 on the same port when binding to "any".
+      try {
+        this.socket6 = await this.bind('udp6', '::', this.localPort, true);
+      } catch (err) {
+        this.logger.debug({ err }, 'no IPv6 UDP socket; QUIC serves IPv4 only');
+      }
+    }
+    this.sweepTimer = setInterval(() => {
+      const now = performance.now();
+      this.table.sweep(now);
+      this.retryCache.sweep(now);
+    }, 1000);
+    this.sweepTimer.unref();
+    this.logger.info({ address: bindAddress, port: this.localPort, ipv6: this.socket6 !== undefined }, 'QUIC listening');
+  }
+
+  private bind(type: 'udp4' | 'udp6', address: string, port: number, ipv6Only: boolean): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket({ type, ipv6Only, reuseAddr: false });
+      const onError = (err: Error): void => {
+        socket.close();
+        reject(err);
+      };
+      socket.once('error', onError);
+      socket.bind(port, address, () => {
+        socket.off('error', onError);
+        socket.on('error', (err) => this.logger.warn({ err }, 'UDP socket error'));
+        this.tuneBuffers(socket);
+        socket.on('message', (msg, rinfo) => this.route(msg, rinfo.address, rinfo.port));
+        resolve(socket);
+      });
+    });
+  }
+
+  private tuneBuffers(socket: dgram.Socket): void {
+    const want = this.config.quic.udpBufferSize;
+    if (!want) return;
+    try {
+      socket.setRecvBufferSize(want);
+      socket.setSendBufferSize(want);
+    } catch (err) {
+      this.logger.warn({ err, want }, 'cannot set UDP socket buffer sizes');
+      return;
+    }
+    // Linux doubles the request for bookkeeping and caps it at net.core.{r,w}mem_max.
+    const rcv = socket.getRecvBufferSize();
+    const snd = socket.getSendBufferSize();
+    if (rcv < want || snd < want) {
+      this.logger.warn(
+        { wantBytes: want, gotRecvBytes: rcv, gotSendBytes: snd },
+        'kernel granted smaller UDP buffers than quic.udpBufferSize; raise net.core.rmem_max / net.core.wmem_max',
+      );
+    }
+  }
+
+  // ---- the per-datagram path -------------------------------------------------------------------
+
+  /** Routes one datagram. Public for tests that feed datagrams without a socket. */
+  route(msg: Buffer, address: string, port: number): void {
+    const len = msg.length;
+    const h = this.hdr;
+    if (!parseHeader(msg, len, h)) {
+      this.state.addGlobal(G_DROP_BAD_HEADER);
+      return;
+    }
+    if (!h.long) {
+      const shard = decodeCidShard(msg, h.dcidOff, h.dcidLen);
+      if (!this.isAlive(shard)) {
+        this.state.addGlobal(G_DROP_SHORT_UNKNOWN_CID);
+        return;
+      }
+      this.enqueue(shard, msg, address, port, 0, null);
+      return;
+    }
+    if (h.version === 0) {
+      // A Version Negotiation packet sent to a server is never valid (RFC 9000 §6.1).
+      this.state.addGlobal(G_DROP_BAD_HEADER);
+      return;
+    }
+    if (!quiche.versionIsSupported(h.version)) {
+      this.negotiateVersion(msg, len, address, port);
+      return;
+    }
+    const now = performance.now();
+    const key = msg.toString('latin1', h.dcidOff, h.dcidOff + h.dcidLen);
+    let shard = this.table.lookup(key, now);
+    if (shard >= 0 && this.isAlive(shard)) {
+      this.enqueue(shard, msg, address, port, 0, null);
+      return;
+    }
+    if (h.type === LONG_INITIAL) {
+      this.routeInitial(msg, len, address, port, key, now);
+      return;
+    }
+    // Handshake / 0-RTT: must carry one of our CIDs (0-RTT with a client CID hit the table above).
+    shard = decodeCidShard(msg, h.dcidOff, h.dcidLen);
+    if (!this.isAlive(shard)) {
+      this.state.addGlobal(G_DROP_SHORT_UNKNOWN_CID);
+      return;
+    }
+    this.enqueue(shard, msg, address, port, 0, null);
+  }
+
+  private routeInitial(msg: Buffer, len: number, address: string, port: number, key: string, now: number): void {
+    const h = this.hdr;
+    if (len < MIN_INITIAL_DATAGRAM) {
+      this.state.addGlobal(G_DROP_INITIAL_TOO_SHORT);
+      return;
+    }
+    if (h.tokenLen > 0) {
+      this.routeTokenInitial(msg, address, port, key, now);
+      return;
+    }
+    // Later Initials of a connection (ACKs of the server's Initial) carry the server's CID.
+    const owner = decodeCidShard(msg, h.dcidOff, h.dcidLen);
+    if (this.isAlive(owner)) {
+      this.enqueue(owner, msg, address, port, 0, null);
+      return;
+    }
+    if (this.rate.shouldRetry(now)) {
+      this.sendRetry(msg, address, port, now);
+      return;
+    }
+    this.startConnection(msg, address, port, key, now);
+  }
+
+  private routeTokenInitial(msg: Buffer, address: string, port: number, key: string, now: number): void {
+    const h = this.hdr;
+    const token = msg.subarray(h.tokenOff, h.tokenOff + h.tokenLen);
+    const dcid = msg.subarray(h.dcidOff, h.dcidOff + h.dcidLen);
+    const check = this.tokens.validate(token, address, dcid);
+    if (!check.ok) {
+      this.state.addGlobal(G_DROP_BAD_TOKEN);
+      return;
+    }
+    // The Retry's source CID (now this DCID) was minted for a shard: quiche will keep it as the
+    // connection's CID, so the connection must live on the shard it names.
+    const shard = decodeCidShard(msg, h.dcidOff, h.dcidLen);
+    if (!this.isAlive(shard)) {
+      this.state.addGlobal(G_DROP_SHORT_UNKNOWN_CID);
+      return;
+    }
+    this.rate.count(now);
+    this.table.insert(key, shard, now);
+    this.newInFlight[shard]++;
+    this.enqueue(shard, msg, address, port, FLAG_NEW_CONNECTION, check.odcid);
+  }
+
+  private startConnection(msg: Buffer, address: string, port: number, key: string, now: number): void {
+    const shard = this.pickShard();
+    if (shard < 0) {
+      this.state.addGlobal(G_DROP_QUEUE_FULL);
+      return;
+    }
+    this.rate.count(now);
+    this.table.insert(key, shard, now);
+    this.newInFlight[shard]++;
+    this.enqueue(shard, msg, address, port, FLAG_NEW_CONNECTION, null);
+  }
+
+  /** The alive shard with the fewest connections (TCP + QUIC), counting ones not yet seen by the shard. */
+  private pickShard(): number {
+    const n = this.shards.length;
+    let best = -1;
+    let bestLoad = Infinity;
+    for (let k = 0; k < n; k++) {
+      const s = this.shards[(this.pickCursor + k) % n];
+      if (!s.alive()) continue;
+      const load = this.state.shardGauge(s.index, S_CONNECTIONS) + this.newInFlight[s.index];
+      if (load < bestLoad) {
+        best = s.index;
+        bestLoad = load;
+      }
+    }
+    // Rotating the start spreads ties (e.g. short sequential connections) across shards.
+    this.pickCursor = (this.pickCursor + 1) % Math.max(n, 1);
+    return best;
+  }
+
+  private isAlive(shard: number): boolean {
+    if (shard < 0 || shard >= this.batches.length) return false;
+    const s = this.byIndex[shard];
+    return s !== undefined && s.alive();
+  }
+
+  private enqueue(shard: number, msg: Buffer, address: string, port: number, flags: number, odcid: Buffer | null): void {
+    const batch = this.batches[shard];
+    if (this.pending[shard] + batch.count >= MAX_PENDING_PER_SHARD) {
+      if (flags & FLAG_NEW_CONNECTION) this.newInFlight[shard]--;
+      this.state.addGlobal(G_DROP_QUEUE_FULL);
+      return;
+    }
+    if (!batch.fits(msg.length)) this.flushShard(shard);
+    batch.append(msg, msg.length, address, port, flags, odcid);
+    if (batch.count >= MAX_BATCH_DATAGRAMS) this.flushShard(shard);
+    else if (!this.flushQueued) {
+      this.flushQueued = true;
+      // setImmediate runs after the poll phase: every datagram read in this burst is in the batch.
+      setImmediate(() => this.flushAll());
+    }
+  }
+
+  private flushAll(): void {
+    this.flushQueued = false;
+    for (let i = 0; i < this.batches.length; i++) this.flushShard(i);
+  }
+
+  private flushShard(shard: number): void {
+    const m = this.batches[shard].take();
+    if (m === null) return;
+    const port = this.byIndex[shard];
+    if (!port || !port.alive()) return;
+    this.pending[shard] += m.n;
+    port.post({ type: 'quic:in', buf: m.buf, len: m.len, n: m.n, lport: this.localPort }, [m.buf]);
+  }
+
+  // ---- stateless answers -----------------------------------------------------------------------
+
+  private negotiateVersion(msg: Buffer, len: number, address: string, port: number): void {
+    const h = this.hdr;
+    // RFC 9000 §5.2.2 / §6: answer only datagrams big enough to be a first Initial (limits amplification).
+    if (len < MIN_INITIAL_DATAGRAM) {
+      this.state.addGlobal(G_DROP_INITIAL_TOO_SHORT);
+      return;
+    }
+    let n: number;
+    try {
+      n = quiche.negotiateVersion(
+        msg.subarray(h.scidOff, h.scidOff + h.scidLen),
+        msg.subarray(h.dcidOff, h.dcidOff + h.dcidLen),
+        this.scratch,
+      );
+    } catch {
+      this.state.addGlobal(G_DROP_BAD_HEADER);
+      return;
+    }
+    this.state.addGlobal(G_VERSION_NEGOTIATIONS);
+    this.sendRaw(Buffer.from(this.scratch.subarray(0, n)), address, port);
+  }
+
+  private sendRetry(msg: Buffer, address: string, port: number, now: number): void {
+    const h = this.hdr;
+    const scid = msg.subarray(h.scidOff, h.scidOff + h.scidLen);
+    const odcid = msg.subarray(h.dcidOff, h.dcidOff + h.dcidLen);
+    // Chromium splits its ClientHello over two Initials: both must get the same Retry, or the second
+    // one's Retry (ignored by the client, RFC 9000 §17.2.5.2) would name a different shard and token.
+    const cacheKey = `${address}|${port}|${msg.toString('latin1', h.dcidOff, h.dcidOff + h.dcidLen)}`;
+    let packet = this.retryCache.get(cacheKey, now);
+    if (packet === undefined) {
+      const shard = this.pickShard();
+      if (shard < 0) {
+        this.state.addGlobal(G_DROP_QUEUE_FULL);
+        return;
+      }
+      const retryScid = encodeCid(shard);
+      const token = this.tokens.mint(address, odcid, retryScid);
+      let n: number;
+      try {
+        n = quiche.retry(scid, odcid, retryScid, token, h.version, this.scratch);
+      } catch {
+        this.state.addGlobal(G_DROP_BAD_HEADER);
+        return;
+      }
+      packet = Buffer.from(this.scratch.subarray(0, n));
+      this.retryCache.set(cacheKey, packet, now);
+    }
+    this.state.addGlobal(G_QUIC_RETRIES);
+    this.sendRaw(packet, address, port);
+  }
+
+  private sendRaw(data: Uint8Array, address: string, port: number): void {
+    const socket = address.includes(':') ? (this.socket6 ?? this.socket4) : (this.socket4 ?? this.socket6);
+    if (!socket) return;
+    if (socket.getSendQueueCount() >= MAX_SEND_QUEUE) {
+      this.state.addGlobal(G_DROP_QUEUE_FULL);
+      return;
+    }
+    socket.send(data, 0, data.length, port, address);
+  }
+
+  // ---- messages from the shards ----------------------------------------------------------------
+
+  onShardMessage(shard: number, msg: any): boolean {
+    if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string' || !msg.type.startsWith('quic:')) return false;
+    if (msg.type === 'quic:out') {
+      if (shard >= 0 && shard < this.pending.length) {
+        this.pending[shard] = Math.max(0, this.pending[shard] - (msg.ack | 0));
+        this.newInFlight[shard] = Math.max(0, this.newInFlight[shard] - (msg.newAck | 0));
+      }
+      if (msg.buf instanceof ArrayBuffer && msg.n > 0) {
+        readBatch(msg.buf, msg.len, (data, host, port) => this.sendRaw(data, host, port));
+      }
+    }
+    return true;
+  }
+
+  shardDown(shard: number): void {
+    if (shard < 0 || shard >= this.batches.length) return;
+    const dropped = this.table.dropShard(shard);
+    this.batches[shard].clear();
+    this.pending[shard] = 0;
+    this.newInFlight[shard] = 0;
+    this.logger.warn({ shard, cidEntries: dropped }, 'shard down: its QUIC connections are lost');
+  }
+
+  shardUp(shard: number): void {
+    if (shard < 0 || shard >= this.batches.length) return;
+    this.batches[shard].clear();
+    this.pending[shard] = 0;
+    this.newInFlight[shard] = 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const sockets = [this.socket4, this.socket6].filter((s): s is dgram.Socket => s !== undefined);
+    this.socket4 = undefined;
+    this.socket6 = undefined;
+    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}

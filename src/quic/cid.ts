@@ -1,0 +1,59 @@
+// Connection IDs that quiclb issues encode the shard that owns the connection, in the spirit of the
+// IETF QUIC-LB draft (draft-ietf-quic-load-balancers, "plaintext" algorithm), so the primary routes a
+// short-header packet by reading two octets, with no table lookup.
+//
+//   octet 0   : config rotation (2 high bits) | CID length - 1 (6 low bits)   -> 0x13 for config 0
+//   octet 1   : shard index (0..255, = MAX_SHARDS)
+//   octet 2-19: 18 random octets (144 bits; RFC 9000 §5.1 wants CIDs that are hard to guess)
+//
+// 20 octets is QUIC v1's maximum (RFC 9000 §17.2) and what short headers are parsed with: every CID
+// quiclb hands out has this length, so the DCID of a short header is always octets 1..20.
+// Config rotation 0b11 is reserved by the draft for "unroutable" CIDs; a rotation other than ours means
+// the CID came from a different config generation (or a client), so it never decodes.
+import { randomFillSync } from 'node:crypto';
+
+export const CID_LEN = 20;
+export const CID_CONFIG_ROTATION = 0;
+export const CID_FIRST_OCTET = (CID_CONFIG_ROTATION << 6) | (CID_LEN - 1);
+const RANDOM_LEN = CID_LEN - 2;
+
+// One pool refilled in bulk: randomFillSync per CID costs more than the rest of the encoding.
+const POOL_SIZE = 4096 - (4096 % RANDOM_LEN);
+const pool = Buffer.allocUnsafeSlow(POOL_SIZE);
+let poolPos = POOL_SIZE;
+
+function takeRandom(out: Uint8Array, offset: number, len: number): void {
+  if (poolPos + len > POOL_SIZE) {
+    randomFillSync(pool);
+    poolPos = 0;
+  }
+  out.set(pool.subarray(poolPos, poolPos + len), offset);
+  poolPos += len;
+}
+
+/** A fresh CID that routes to `shard`. */
+export function encodeCid(shard: number): Buffer {
+  if (!Number.isInteger(shard) || shard < 0 || shard > 255) throw new RangeError(`shard index ${shard} out of range 0..255`);
+  const cid = Buffer.allocUnsafe(CID_LEN);
+  cid[0] = CID_FIRST_OCTET;
+  cid[1] = shard;
+  takeRandom(cid, 2, RANDOM_LEN);
+  return cid;
+}
+
+/**
+ * The shard encoded in a CID of length `len` starting at `offset` in `buf`, or -1 when it is not one of
+ * ours (wrong length, wrong config rotation/length octet, or out of the buffer).
+ */
+export function decodeCidShard(buf: Uint8Array, offset: number, len: number): number {
+  if (len !== CID_LEN || offset < 0 || offset + CID_LEN > buf.length) return -1;
+  if (buf[offset] !== CID_FIRST_OCTET) return -1;
+  return buf[offset + 1];
+}
+
+/** Random bytes for stateless reset tokens (RFC 9000 §10.3); quiche wants them as a u128 BigInt. */
+export function randomResetToken(): bigint {
+  const b = Buffer.allocUnsafe(16);
+  takeRandom(b, 0, 16);
+  return b.readBigUInt64BE(0) * (1n << 64n) + b.readBigUInt64BE(8);
+}

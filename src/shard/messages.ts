@@ -1,0 +1,25 @@
+// Messages between the primary and a shard (besides the QUIC ones, which src/quic defines).
+import type { Config } from '../config/types.ts';
+
+export interface ShardInit {
+  shard: number;
+  workers: number;
+  config: Config;
+  stateBuffer: SharedArrayBuffer;
+  sessionBuffer: SharedArrayBuffer;
+  certFile: string;
+  keyFile: string;
+  startedAt: number;
+}
+
+export type PrimaryToShard =
+  | { type: 'tcp:conn'; socket: unknown; kind: 'http' | 'https' | 'admin' }
+  | { type: 'admin:snapshot'; id: number }
+  | { type: 'admin:collected'; id: number; snapshots: string[][] }
+  | { type: 'shutdown'; timeoutMs: number };
+
+export type ShardToPrimary =
+  | { type: 'ready' }
+  | { type: 'drained' }
+  | { type: 'admin:collect'; id: number }
+  | { type: 'admin:snapshot'; id: number; snapshot: string[] };

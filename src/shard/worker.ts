@@ -1,0 +1,124 @@
+// Entry point of one worker shard (a worker_thread). It terminates TLS/HTTP on the TCP sockets the
+// primary transfers to it and QUIC on the datagrams the primary routes to it, and proxies every request.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { TransferListItem } from 'node:worker_threads';
+import type { Socket } from 'node:net';
+import type { Config } from '../config/types.ts';
+import { createLogger } from '../shared/logger.ts';
+import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE } from '../shared/state.ts';
+import { Balancer } from '../balancer/balancer.ts';
+import { SessionTable } from '../balancer/session-table.ts';
+import { Proxy } from '../proxy/forward.ts';
+import { LatencyRecorder } from '../admin/latency.ts';
+import { TcpFrontends } from '../tcp/servers.ts';
+import type { TcpKind } from '../tcp/servers.ts';
+import type { QuicEndpoint } from '../quic/endpoint.ts';
+import { createRequestHandler } from './handler.ts';
+import type { ShardInit, PrimaryToShard } from './messages.ts';
+
+const init = workerData as ShardInit;
+const port = parentPort!;
+const config: Config = init.config;
+const shard = init.shard;
+const logger = createLogger(config.logging, { shard });
+const state = new SharedState(init.stateBuffer);
+const balancer = new Balancer({
+  lb: config.loadBalancer,
+  sessionCookie: config.moodle.sessionCookie,
+  state,
+  sessions: new SessionTable(init.sessionBuffer),
+});
+const latency = new LatencyRecorder();
+const proxy = new Proxy({
+  config,
+  state,
+  balancer,
+  logger,
+  latency,
+  altSvc: config.quic.enabled ? `h3=":${config.server.httpsPort}"; ma=86400` : undefined,
+});
+
+let nextCollect = 0;
+const pendingCollect = new Map<number, (snapshots: string[][]) => void>();
+const handler = createRequestHandler({
+  config,
+  state,
+  shard,
+  proxy,
+  logger,
+  admin: {
+    config,
+    state,
+    startedAt: init.startedAt,
+    workers: init.workers,
+    collectLatency: () =>
+      new Promise<string[][]>((resolve) => {
+        const id = nextCollect++;
+        pendingCollect.set(id, resolve);
+        port.postMessage({ type: 'admin:collect', id });
+      }),
+  },
+});
+
+const tcp = new TcpFrontends({
+  config,
+  shard,
+  certFile: init.certFile,
+  keyFile: init.keyFile,
+  onRequest: handler,
+  onConnectionOpen: () => {
+    state.addShardGauge(shard, S_CONNECTIONS, 1);
+    state.addShardCounter(shard, SC_CONNECTIONS_TOTAL);
+    state.addGlobal(G_TCP_CONNECTIONS);
+  },
+  onConnectionClose: () => state.addShardGauge(shard, S_CONNECTIONS, -1),
+});
+
+// quiche is loaded only when QUIC is on.
+const quic: QuicEndpoint | undefined = config.quic.enabled
+  ? new (await import('../quic/endpoint.ts')).QuicEndpoint({
+      shard,
+      config,
+      certFile: init.certFile,
+      keyFile: init.keyFile,
+      state,
+      logger,
+      post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),
+      onRequest: handler,
+    })
+  : undefined;
+
+async function drainAndExit(timeoutMs: number): Promise<void> {
+  tcp.drain();
+  quic?.goaway();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && tcp.connectionCount() + (quic?.connectionCount() ?? 0) > 0) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  tcp.destroyAll();
+  await quic?.close();
+  await proxy.close();
+  port.postMessage({ type: 'drained' });
+}
+
+port.on('message', (msg: PrimaryToShard) => {
+  if (quic?.handleMessage(msg)) return;
+  switch (msg.type) {
+    case 'tcp:conn':
+      tcp.accept(msg.socket as Socket, msg.kind as TcpKind);
+      break;
+    case 'admin:snapshot':
+      port.postMessage({ type: 'admin:snapshot', id: msg.id, snapshot: latency.snapshot() });
+      break;
+    case 'admin:collected':
+      pendingCollect.get(msg.id)?.(msg.snapshots);
+      pendingCollect.delete(msg.id);
+      break;
+    case 'shutdown':
+      void drainAndExit(msg.timeoutMs);
+      break;
+  }
+});
+
+state.setShardGauge(shard, S_ALIVE, 1);
+port.postMessage({ type: 'ready' });

@@ -1,0 +1,158 @@
+// The one owner of quiclb's cross-thread state. The primary allocates one SharedArrayBuffer at start and
+// hands it to every shard; all reads and writes go through the functions below, with Atomics, so no
+// message round-trip sits on the hot path. Layout (all offsets are element indexes, not bytes):
+//
+//   gauges  Int32Array     [backend gauges][shard gauges]
+//   counters BigInt64Array [backend counters][global counters][shard counters]
+
+export const MAX_BACKENDS = 256;
+export const MAX_SHARDS = 256;
+
+// Per-backend gauges (Int32).
+export const B_ACTIVE = 0; // requests in flight to this backend, all shards together
+export const B_HEALTHY = 1; // 1 healthy, 0 down
+export const B_PASSIVE_FAILS = 2; // consecutive passive failures (connection errors, 5xx)
+export const B_ENABLED = 3; // 1 in rotation, 0 drained by an operator (not a failure)
+const B_GAUGES = 4;
+
+// Per-backend counters (BigInt64).
+export const BC_REQUESTS = 0;
+export const BC_ERRORS = 1; // connection errors, timeouts, 5xx
+export const BC_FAILOVERS = 2; // requests retried away from this backend
+export const BC_HEALTH_TRANSITIONS = 3;
+const B_COUNTERS = 4;
+
+// Global counters (BigInt64).
+export const G_REQ_HTTP1 = 0;
+export const G_REQ_HTTP2 = 1;
+export const G_REQ_HTTP3 = 2;
+export const G_NO_BACKEND = 3; // 503 all backends down
+export const G_QUIC_HANDSHAKES = 4;
+export const G_QUIC_MIGRATIONS = 5; // peer address changed on an established connection (active migration)
+export const G_QUIC_NAT_REBINDINGS = 6; // peer port changed, same IP
+export const G_QUIC_RETRIES = 7; // Retry packets sent by the primary
+export const G_DROP_SHORT_UNKNOWN_CID = 8;
+export const G_DROP_BAD_HEADER = 9;
+export const G_DROP_INITIAL_TOO_SHORT = 10;
+export const G_DROP_QUEUE_FULL = 11;
+export const G_DROP_BAD_TOKEN = 12;
+export const G_VERSION_NEGOTIATIONS = 13;
+export const G_SHARD_RESTARTS = 14;
+export const G_TCP_CONNECTIONS = 15;
+export const G_QUIC_CONNECTIONS = 16;
+export const G_DROP_SHARD_ERROR = 17; // datagrams the shard's quiche rejected
+const G_COUNTERS = 24;
+
+export const GLOBAL_COUNTER_NAMES: Record<number, string> = {
+  [G_REQ_HTTP1]: 'requests_http1',
+  [G_REQ_HTTP2]: 'requests_http2',
+  [G_REQ_HTTP3]: 'requests_http3',
+  [G_NO_BACKEND]: 'no_backend',
+  [G_QUIC_HANDSHAKES]: 'quic_handshakes',
+  [G_QUIC_MIGRATIONS]: 'quic_migrations',
+  [G_QUIC_NAT_REBINDINGS]: 'quic_nat_rebindings',
+  [G_QUIC_RETRIES]: 'quic_retries',
+  [G_DROP_SHORT_UNKNOWN_CID]: 'quic_dropped_unknown_cid',
+  [G_DROP_BAD_HEADER]: 'quic_dropped_bad_header',
+  [G_DROP_INITIAL_TOO_SHORT]: 'quic_dropped_initial_too_short',
+  [G_DROP_QUEUE_FULL]: 'quic_dropped_queue_full',
+  [G_DROP_BAD_TOKEN]: 'quic_dropped_bad_token',
+  [G_VERSION_NEGOTIATIONS]: 'quic_version_negotiations',
+  [G_SHARD_RESTARTS]: 'shard_restarts',
+  [G_TCP_CONNECTIONS]: 'tcp_connections',
+  [G_QUIC_CONNECTIONS]: 'quic_connections',
+  [G_DROP_SHARD_ERROR]: 'quic_dropped_shard_error',
+};
+
+// Per-shard gauges (Int32) and counters (BigInt64).
+export const S_CONNECTIONS = 0; // open client connections (TCP + QUIC)
+export const S_QUIC_CONNECTIONS = 1;
+export const S_ALIVE = 2;
+const S_GAUGES = 4;
+export const SC_REQUESTS = 0;
+export const SC_CONNECTIONS_TOTAL = 1;
+const S_COUNTERS = 2;
+
+const GAUGE_LEN = MAX_BACKENDS * B_GAUGES + MAX_SHARDS * S_GAUGES;
+const COUNTER_LEN = MAX_BACKENDS * B_COUNTERS + G_COUNTERS + MAX_SHARDS * S_COUNTERS;
+const GAUGE_BYTES = GAUGE_LEN * 4;
+const COUNTER_OFFSET_BYTES = Math.ceil(GAUGE_BYTES / 8) * 8;
+
+export class SharedState {
+  readonly buffer: SharedArrayBuffer;
+  private readonly gauges: Int32Array;
+  private readonly counters: BigInt64Array;
+
+  constructor(buffer?: SharedArrayBuffer) {
+    this.buffer = buffer ?? new SharedArrayBuffer(COUNTER_OFFSET_BYTES + COUNTER_LEN * 8);
+    this.gauges = new Int32Array(this.buffer, 0, GAUGE_LEN);
+    this.counters = new BigInt64Array(this.buffer, COUNTER_OFFSET_BYTES, COUNTER_LEN);
+  }
+
+  /** Called once by the primary for each configured backend. */
+  initBackend(index: number, healthy: boolean): void {
+    Atomics.store(this.gauges, index * B_GAUGES + B_HEALTHY, healthy ? 1 : 0);
+    Atomics.store(this.gauges, index * B_GAUGES + B_ENABLED, 1);
+  }
+
+  backendGauge(index: number, field: number): number {
+    return Atomics.load(this.gauges, index * B_GAUGES + field);
+  }
+
+  addBackendGauge(index: number, field: number, delta: number): number {
+    return Atomics.add(this.gauges, index * B_GAUGES + field, delta) + delta;
+  }
+
+  setBackendGauge(index: number, field: number, value: number): number {
+    return Atomics.exchange(this.gauges, index * B_GAUGES + field, value);
+  }
+
+  /** Compare-and-set; returns true when this caller made the change (one logger per transition). */
+  casBackendGauge(index: number, field: number, expected: number, value: number): boolean {
+    return Atomics.compareExchange(this.gauges, index * B_GAUGES + field, expected, value) === expected;
+  }
+
+  isBackendAvailable(index: number): boolean {
+    return this.backendGauge(index, B_HEALTHY) === 1 && this.backendGauge(index, B_ENABLED) === 1;
+  }
+
+  activeConnections(index: number): number {
+    return this.backendGauge(index, B_ACTIVE);
+  }
+
+  backendCounter(index: number, field: number): bigint {
+    return Atomics.load(this.counters, index * B_COUNTERS + field);
+  }
+
+  addBackendCounter(index: number, field: number, delta = 1n): void {
+    Atomics.add(this.counters, index * B_COUNTERS + field, delta);
+  }
+
+  globalCounter(field: number): bigint {
+    return Atomics.load(this.counters, MAX_BACKENDS * B_COUNTERS + field);
+  }
+
+  addGlobal(field: number, delta = 1n): void {
+    Atomics.add(this.counters, MAX_BACKENDS * B_COUNTERS + field, delta);
+  }
+
+  shardGauge(shard: number, field: number): number {
+    return Atomics.load(this.gauges, MAX_BACKENDS * B_GAUGES + shard * S_GAUGES + field);
+  }
+
+  addShardGauge(shard: number, field: number, delta: number): void {
+    Atomics.add(this.gauges, MAX_BACKENDS * B_GAUGES + shard * S_GAUGES + field, delta);
+  }
+
+  setShardGauge(shard: number, field: number, value: number): void {
+    Atomics.store(this.gauges, MAX_BACKENDS * B_GAUGES + shard * S_GAUGES + field, value);
+  }
+
+  shardCounter(shard: number, field: number): bigint {
+    return Atomics.load(this.counters, MAX_BACKENDS * B_COUNTERS + G_COUNTERS + shard * S_COUNTERS + field);
+  }
+
+  addShardCounter(shard: number, field: number, delta = 1n): void {
+    Atomics.add(this.counters, MAX_BACKENDS * B_COUNTERS + G_COUNTERS + shard * S_COUNTERS + field, delta);
+  }
+}

@@ -1,0 +1,72 @@
+// The command line: generate-config (and its old spelling), check-config, and start refusing bad configs
+// with one message that names the field.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { BIN } from '../support/quiclb-process.ts';
+
+function quiclb(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('generate-config writes every default; check-config accepts it; --generate-config is the old spelling', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-cli-'));
+  const out = path.join(dir, 'config.json');
+  const gen = await quiclb(['generate-config', '--out', out]);
+  assert.equal(gen.code, 0, gen.stderr);
+  const written = JSON.parse(await readFile(out, 'utf8'));
+  for (const section of ['server', 'tls', 'loadBalancer', 'healthCheck', 'moodle', 'admin', 'logging']) assert.ok(written[section], section);
+  assert.equal(written.server.httpsPort, 9443);
+  const old = await quiclb(['--generate-config']);
+  assert.equal(old.code, 0);
+  assert.deepEqual(JSON.parse(old.stdout), written);
+  const check = await quiclb(['check-config', out]);
+  assert.equal(check.code, 0, check.stderr);
+  assert.equal(JSON.parse(check.stdout).loadBalancer.backendServers[0].id, 'moodle-1');
+  const again = await quiclb(['generate-config', '--out', out]);
+  assert.notEqual(again.code, 0, 'refuses to overwrite');
+});
+
+test('bad configs exit non-zero with one message naming the field', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-cli-'));
+  const cases: Array<[unknown, RegExp]> = [
+    [{ loadBalancer: { backendServers: [{ id: 'a', host: 'h', port: 80 }, { id: 'b', host: 'h', port: '80x' }] } },
+      /loadBalancer\.backendServers\[1\]\.port: expected integer 1\.\.65535, got "80x"/],
+    [{ server: { htpPort: 1 } }, /server\.htpPort: unknown field/],
+    [{ loadBalancer: { backendServers: [{ id: 'a', host: 'h', port: 80 }, { id: 'a', host: 'h', port: 81 }] } },
+      /loadBalancer\.backendServers\[1\]\.id: duplicate backend id "a"/],
+    [{ tls: { certFile: '/nonexistent/cert.pem', keyFile: '/nonexistent/key.pem' } }, /tls\.certFile/],
+  ];
+  for (const [i, [config, message]] of cases.entries()) {
+    const file = path.join(dir, `bad-${i}.json`);
+    await writeFile(file, JSON.stringify(config));
+    for (const args of [['check-config', file], ['start', '--config', file], ['-config', file]]) {
+      const res = await quiclb(args);
+      assert.notEqual(res.code, 0, `${args.join(' ')} should fail`);
+      assert.match(res.stderr, message);
+      assert.equal(res.stderr.trim().split('\n').length, 1, `one line: ${res.stderr}`);
+    }
+  }
+});
+
+test('BACKEND_SERVERS and BIND_ADDRESS override the file', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-cli-'));
+  const file = path.join(dir, 'c.json');
+  await writeFile(file, '{}');
+  const out = await quiclb(['check-config', file], { BACKEND_SERVERS: 'http://10.1.1.1:8080,http://10.1.1.2', BIND_ADDRESS: '127.0.0.1:8088' });
+  assert.equal(out.code, 0, out.stderr);
+  const cfg = JSON.parse(out.stdout);
+  assert.deepEqual(cfg.loadBalancer.backendServers.map((b: { host: string; port: number }) => `${b.host}:${b.port}`), ['10.1.1.1:8080', '10.1.1.2:80']);
+  assert.equal(cfg.server.bindAddress, '127.0.0.1');
+  assert.equal(cfg.server.httpPort, 8088);
+  const bad = await quiclb(['check-config', file], { BACKEND_SERVERS: 'foo' });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /BACKEND_SERVERS/);
+});
