@@ -2,8 +2,9 @@
 // locks on the request path). The admin path asks every shard for snapshot() over a message round trip
 // and merges them in the primary. Values are stored in microseconds (1 µs .. 5 min, 3 significant
 // digits) so sub-millisecond local backends still get meaningful percentiles. The pure-JS build is
-// used: it works in worker_threads without loading a WASM module per thread, and recordValue on a
-// 32-bit histogram costs ~70 ns, far below anything else a proxied request does.
+// used: WASM records faster (~27 ns vs ~63 ns per value, measured on Node 24) but needs an async
+// initWebAssembly() in every worker and an explicit destroy() per histogram, and either cost is
+// negligible next to proxying a request.
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
 
 export const LATENCY_LOWEST_US = 1;

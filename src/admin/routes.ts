@@ -4,7 +4,7 @@
 //   /metrics  Prometheus text format
 //   /api/test trivial JSON for smoke tests (open: it reveals nothing)
 // Access control (admin.allowFrom, admin.token) applies to the first three.
-import type { FrontRequest, FrontResponse, HeaderList } from '../proxy/types.ts';
+import type { FrontRequest, FrontResponse, HeaderList } from '../shared/http-types.ts';
 import { isAdminAllowed } from './access.ts';
 import type { AdminContext } from './context.ts';
 import { buildHealthReport } from './health-report.ts';

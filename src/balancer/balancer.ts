@@ -12,7 +12,8 @@ import { affinityToken, parseSetCookie, setCookieHeader } from './affinity.ts';
 import { isEligible } from './eligibility.ts';
 import { Router } from './router.ts';
 import type { SessionTable } from './session-table.ts';
-import { createStrategy, type SelectionStrategy } from './strategy.ts';
+import type { SelectionStrategy } from './strategy.ts';
+import { createStrategy } from './create-strategy.ts';
 
 export interface BalancerOptions {
   lb: LoadBalancerConfig;

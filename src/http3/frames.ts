@@ -25,7 +25,9 @@ export type H3Frame =
   | { kind: 'goaway'; id: number }
   | { kind: 'max_push_id'; pushId: number }
   | { kind: 'cancel_push'; pushId: number }
-  | { kind: 'priority_update'; elementId: number; push: boolean };
+  | { kind: 'priority_update'; elementId: number; push: boolean }
+  /** A reserved or unknown type (RFC 9114 §9): reported so "first frame" rules can see it; its payload is skipped. */
+  | { kind: 'unknown'; type: number };
 
 /** Default cap on non-DATA frame payloads; the connection sizes it from its field-section limit. */
 export const DEFAULT_MAX_FRAME_PAYLOAD = 65536;
@@ -183,7 +185,7 @@ export class FrameReader {
     }
   }
 
-  /** Acts on a freshly read header: returns a frame when it is complete already, else sets the payload state. */
+  /** Acts on a freshly read header: returns a frame when it is complete or unknown, else sets the payload state. */
   private startFrame(): H3Frame | null {
     const type = this.type;
     const len = this.remaining;
@@ -213,7 +215,7 @@ export class FrameReader {
       throw connectionError(H3_FRAME_UNEXPECTED, `HTTP/2 frame type 0x${type.toString(16)} is not allowed in HTTP/3`);
     }
     if (len > 0) this.state = ST_SKIP;
-    return null;
+    return { kind: 'unknown', type };
   }
 
   /** Reads type and length varints, collecting a header split across chunks. */

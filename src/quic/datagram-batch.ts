@@ -63,8 +63,11 @@ export class DatagramBatchWriter {
   /** Hands the filled buffer over (to be transferred) and starts a fresh one; null when empty. */
   take(): BatchMessage | null {
     if (this.count === 0) return null;
-    const msg = { buf: this.buf.buffer as ArrayBuffer, len: this.pos, n: this.count };
-    this.buf = Buffer.allocUnsafeSlow(this.capacity);
+    // Copy out exactly the filled part and keep the big buffer: allocating (and detaching) a full-size
+    // ArrayBuffer per flush costs more than the memcpy when batches are small, as at low load they are.
+    const buf = new ArrayBuffer(this.pos);
+    new Uint8Array(buf).set(this.buf.subarray(0, this.pos));
+    const msg = { buf, len: this.pos, n: this.count };
     this.pos = 0;
     this.count = 0;
     return msg;

@@ -2,11 +2,10 @@
 // interleave whole with the primary's; "pretty" goes through pino-pretty in-thread for humans.
 import pino from 'pino';
 import pretty from 'pino-pretty';
-import type { LoggingConfig } from '../config/types.ts';
 
 export type Logger = pino.Logger;
 
-export function createLogger(cfg: Pick<LoggingConfig, 'level' | 'format'>, bindings: Record<string, unknown> = {}): Logger {
+export function createLogger(cfg: { level: string; format: 'json' | 'pretty' }, bindings: Record<string, unknown> = {}): Logger {
   const stream =
     cfg.format === 'pretty'
       ? pretty({ colorize: process.stdout.isTTY ?? false, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })

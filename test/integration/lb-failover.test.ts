@@ -18,7 +18,7 @@ before(async () => {
   lb = await startQuiclb({
     config: {
       loadBalancer: { strategy: 'round_robin', sessionPersistence: false, backendServers },
-      healthCheck: { interval: '200ms', timeout: '1s', healthyThreshold: 2, unhealthyThreshold: 2 },
+      healthCheck: { interval: '250ms', timeout: '250ms', healthyThreshold: 2, unhealthyThreshold: 2 },
     },
     workers: 2,
   });

@@ -25,7 +25,7 @@ async function distribution(strategy: string, weights: number[], requests: numbe
         while (next < requests) {
           next++;
           const res = await getJson(`http://127.0.0.1:${lb.httpPort}/index.php`);
-          assert.equal(res.status, 200);
+          assert.equal(res.status, 200, `${res.status}: ${JSON.stringify(res.body)}`);
           hits.push(res.body.backend);
         }
       }),

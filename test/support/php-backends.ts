@@ -8,7 +8,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -139,16 +139,38 @@ let exitHooksInstalled = false;
 
 function cleanupSync(): void {
   // SIGTERM, not SIGKILL: an nginx or php-fpm master killed outright would leave its workers behind.
+  const pids: number[] = [];
   for (const child of liveChildren) {
     try {
       child.kill('SIGTERM');
+      if (child.pid !== undefined) pids.push(child.pid);
     } catch {
       // already gone
     }
   }
   liveChildren.clear();
-  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  if (liveDirs.size === 0) return;
+  // The masters need a moment to shut down and may still write into their dirs, and an exiting process
+  // cannot wait for them; a detached shell waits (at most 5 s each) and then removes the dirs.
+  const script = [
+    'for p in $QUICLB_PIDS; do',
+    '  i=0',
+    '  while [ "$i" -lt 50 ]; do',
+    '    s=$(ps -o stat= -p "$p" 2>/dev/null) || break',
+    '    case "$s" in Z*) break ;; esac',
+    '    sleep 0.1; i=$((i + 1))',
+    '  done',
+    'done',
+    'rm -rf -- "$@"',
+  ].join('\n');
+  const dirs = [...liveDirs];
   liveDirs.clear();
+  try {
+    const env = { ...process.env, QUICLB_PIDS: pids.join(' ') };
+    spawn('sh', ['-c', script, 'sh', ...dirs], { detached: true, stdio: 'ignore', env }).unref();
+  } catch {
+    // best effort: the dirs live under the system temp dir
+  }
 }
 
 function installExitHooks(): void {

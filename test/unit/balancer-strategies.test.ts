@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { SharedState, B_ACTIVE, B_HEALTHY, B_ENABLED } from '../../src/shared/state.ts';
 import type { BackendConfig } from '../../src/config/types.ts';
 import { type Backend, backendsFromConfig } from '../../src/balancer/backend.ts';
-import { createStrategy } from '../../src/balancer/strategy.ts';
+import { createStrategy } from '../../src/balancer/create-strategy.ts';
 import { hash64 } from '../../src/balancer/hash.ts';
 
 function cfg(id: string, extra: Partial<BackendConfig> = {}): BackendConfig {

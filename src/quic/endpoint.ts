@@ -1,0 +1,372 @@
+// The shard's QUIC endpoint: quiche connections fed with the datagram batches the primary routes here
+// (src/primary/udp-router.ts), one timer heap for all of them, and HTTP/3 on top (h3-frontend.ts).
+// Sans-socket: outgoing datagrams go back to the primary in batches, each to its SendInfo.to.
+//
+// After each incoming batch, each timer expiry and each application wake-up, only the connections that
+// were touched are flushed (conn.send() until Done); their timers are rescheduled in the heap.
+import type { Logger } from 'pino';
+import type { TransferListItem } from 'node:worker_threads';
+import type { Config } from '../config/types.ts';
+import type { RequestHandler } from '../proxy/types.ts';
+import {
+  SharedState,
+  S_CONNECTIONS,
+  S_QUIC_CONNECTIONS,
+  SC_CONNECTIONS_TOTAL,
+  G_QUIC_CONNECTIONS,
+  G_QUIC_HANDSHAKES,
+  G_QUIC_MIGRATIONS,
+  G_QUIC_NAT_REBINDINGS,
+  G_DROP_SHARD_ERROR,
+  G_DROP_SHORT_UNKNOWN_CID,
+} from '../shared/state.ts';
+import { quiche, type HostPort, type QuicheConfig } from './quiche.ts';
+import { buildQuicheConfig } from './quiche-config.ts';
+import { encodeCid, randomResetToken } from './cid.ts';
+import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from './packet-header.ts';
+import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from './datagram-batch.ts';
+import { TimerDriver } from './timer-heap.ts';
+import { QuicConn } from './connection.ts';
+import { toQuicError } from './errors.ts';
+import { H3Frontend } from './h3-frontend.ts';
+
+/** Spare CIDs issued per connection beyond the peer's limit are pointless; this caps a loop on a bad peer. */
+const MAX_CID_ISSUE_PER_FLUSH = 8;
+const H3_NO_ERROR = 0x100;
+
+export interface QuicEndpointOptions {
+  shard: number;
+  config: Config;
+  certFile: string;
+  keyFile: string;
+  state: SharedState;
+  logger: Logger;
+  post: (msg: unknown, transfer?: TransferListItem[]) => void;
+  onRequest: RequestHandler;
+}
+
+export class QuicEndpoint {
+  private readonly shard: number;
+  private readonly config: Config;
+  private readonly state: SharedState;
+  private readonly logger: Logger;
+  private readonly post: QuicEndpointOptions['post'];
+  private readonly onRequest: RequestHandler;
+  private readonly qconfig: QuicheConfig;
+  /** Every CID (hex) of every connection: ours and, until the handshake moves on, the client's Initial DCID. */
+  private readonly byCid = new Map<string, QuicConn>();
+  private readonly live = new Set<QuicConn>();
+  private readonly touched = new Set<QuicConn>();
+  private readonly timers: TimerDriver<QuicConn>;
+  private readonly hdr: ParsedHeader = newParsedHeader();
+  private readonly sendBuf: Buffer;
+  private readonly readBuf = Buffer.allocUnsafe(64 * 1024);
+  private out = new DatagramBatchWriter();
+  private ack = 0;
+  private newAck = 0;
+  private localPort: number;
+  private wakeQueued = false;
+  private draining = false;
+  private closing = false;
+
+  constructor(opts: QuicEndpointOptions) {
+    this.shard = opts.shard;
+    this.config = opts.config;
+    this.state = opts.state;
+    this.logger = opts.logger.child({ component: 'quic' });
+    this.post = opts.post;
+    this.onRequest = opts.onRequest;
+    this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile);
+    this.sendBuf = Buffer.allocUnsafe(Math.max(1200, opts.config.quic.maxUdpPayloadSize));
+    this.localPort = opts.config.server.httpsPort;
+    this.timers = new TimerDriver<QuicConn>(
+      (qc) => this.onTimer(qc),
+      () => this.flush(),
+    );
+  }
+
+  handleMessage(msg: any): boolean {
+    if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string' || !msg.type.startsWith('quic:')) return false;
+    if (msg.type === 'quic:in' && msg.buf instanceof ArrayBuffer) this.receiveBatch(msg.buf, msg.len | 0, msg.n | 0, msg.lport | 0);
+    return true;
+  }
+
+  connectionCount(): number {
+    return this.live.size;
+  }
+
+  goaway(): void {
+    this.draining = true;
+    for (const qc of this.live) {
+      qc.app?.goaway();
+      this.touched.add(qc);
+    }
+    this.flush();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.draining = true;
+    for (const qc of this.live) {
+      try {
+        qc.conn.close(true, H3_NO_ERROR, new Uint8Array(0));
+      } catch {
+        // Already closing: quiche answers Done.
+      }
+      this.touched.add(qc);
+    }
+    this.flush();
+    for (const qc of [...this.live]) this.forget(qc);
+    this.timers.stop();
+  }
+
+  // ---- receive -------------------------------------------------------------------------------
+
+  private receiveBatch(buf: ArrayBuffer, len: number, n: number, lport: number): void {
+    if (lport > 0) this.localPort = lport;
+    let fresh = 0;
+    const ok = readBatch(buf, len, (data, host, port, flags, odcid) => {
+      if (flags & FLAG_NEW_CONNECTION) fresh++;
+      this.receive(data, host, port, odcid);
+    });
+    if (!ok) this.state.addGlobal(G_DROP_SHARD_ERROR);
+    this.ack += n;
+    this.newAck += fresh;
+    this.flush();
+  }
+
+  private receive(data: Buffer, host: string, port: number, odcid: Buffer | null): void {
+    const h = this.hdr;
+    if (!parseHeader(data, data.length, h)) {
+      this.state.addGlobal(G_DROP_SHARD_ERROR);
+      return;
+    }
+    const key = data.toString('hex', h.dcidOff, h.dcidOff + h.dcidLen);
+    let qc = this.byCid.get(key);
+    let created = false;
+    const peer: HostPort = { host, port };
+    if (qc === undefined) {
+      if (!h.long || h.type !== LONG_INITIAL) {
+        // The connection died with an earlier incarnation of this shard, or closed a moment ago.
+        this.state.addGlobal(G_DROP_SHORT_UNKNOWN_CID);
+        return;
+      }
+      qc = this.accept(data, h, peer, odcid);
+      if (qc === undefined) return;
+      created = true;
+    }
+    try {
+      qc.conn.recv(data, { from: peer, to: qc.local });
+    } catch (err) {
+      this.state.addGlobal(G_DROP_SHARD_ERROR);
+      if (created) {
+        // A first packet quiche refuses leaves nothing worth keeping (no answer is owed to garbage).
+        this.forget(qc);
+        return;
+      }
+      this.logger.debug({ err: toQuicError(err), conn: qc.key }, 'quiche rejected a datagram');
+    }
+    this.touched.add(qc);
+  }
+
+  private accept(data: Buffer, h: ParsedHeader, peer: HostPort, odcid: Buffer | null): QuicConn | undefined {
+    if (this.draining) {
+      this.state.addGlobal(G_DROP_SHARD_ERROR);
+      return undefined;
+    }
+    const clientDcid = data.subarray(h.dcidOff, h.dcidOff + h.dcidLen);
+    // After a Retry the client's DCID is the CID the primary minted for this shard (RFC 9000 §7.3:
+    // it becomes retry_source_connection_id, and quiche keeps it as the connection's CID).
+    const scid = odcid ? Buffer.from(clientDcid) : encodeCid(this.shard);
+    const local: HostPort = { host: peer.host.includes(':') ? '::' : this.config.server.bindAddress, port: this.localPort };
+    let conn;
+    try {
+      conn = quiche.Connection.accept(scid, odcid, local, peer, this.qconfig);
+    } catch (err) {
+      this.state.addGlobal(G_DROP_SHARD_ERROR);
+      this.logger.debug({ err: toQuicError(err) }, 'quiche refused a new connection');
+      return undefined;
+    }
+    const qc = new QuicConn(conn, scid.toString('hex'), local, peer);
+    this.register(qc, qc.key);
+    // Chromium's second Initial datagram and 0-RTT packets still carry the client-chosen DCID.
+    this.register(qc, clientDcid.toString('hex'));
+    this.live.add(qc);
+    this.state.addShardGauge(this.shard, S_QUIC_CONNECTIONS, 1);
+    this.state.addShardGauge(this.shard, S_CONNECTIONS, 1);
+    this.state.addShardCounter(this.shard, SC_CONNECTIONS_TOTAL);
+    this.state.addGlobal(G_QUIC_CONNECTIONS);
+    return qc;
+  }
+
+  private register(qc: QuicConn, key: string): void {
+    qc.cids.add(key);
+    this.byCid.set(key, qc);
+  }
+
+  // ---- timers and wake-ups -------------------------------------------------------------------
+
+  private onTimer(qc: QuicConn): void {
+    if (qc.gone) return;
+    qc.conn.onTimeout();
+    this.touched.add(qc);
+  }
+
+  /** The application wrote or resumed reading outside a receive/timer turn: flush soon, once. */
+  private wake(qc: QuicConn): void {
+    if (qc.gone) return;
+    this.touched.add(qc);
+    if (this.wakeQueued) return;
+    this.wakeQueued = true;
+    setImmediate(() => {
+      this.wakeQueued = false;
+      this.flush();
+    });
+  }
+
+  // ---- flush ---------------------------------------------------------------------------------
+
+  private flush(): void {
+    const now = performance.now();
+    // Servicing the app can touch more connections (none today), so loop until quiet.
+    for (const qc of this.touched) {
+      this.touched.delete(qc);
+      if (qc.gone) continue;
+      this.service(qc);
+      this.drainSend(qc);
+      if (qc.conn.isClosed()) {
+        this.forget(qc);
+        continue;
+      }
+      const t = qc.conn.timeout();
+      if (t === null) this.timers.heap.remove(qc);
+      else this.timers.heap.schedule(qc, now + t);
+    }
+    this.timers.rearm();
+    this.postOut();
+  }
+
+  private service(qc: QuicConn): void {
+    const conn = qc.conn;
+    if (!qc.established && conn.isEstablished()) {
+      qc.established = true;
+      this.state.addGlobal(G_QUIC_HANDSHAKES);
+      if (!this.closing) {
+        qc.app = new H3Frontend({
+          qc,
+          shard: this.shard,
+          localPort: this.localPort,
+          readBuf: this.readBuf,
+          logger: this.logger,
+          onRequest: this.onRequest,
+          wake: () => this.wake(qc),
+        });
+        if (this.draining) qc.app.goaway();
+      }
+    }
+    if (!qc.established) return;
+    this.issueCids(qc);
+    this.pathEvents(qc);
+    let retired: Uint8Array | null;
+    while ((retired = conn.retiredScidNext()) !== null) {
+      const k = Buffer.from(retired).toString('hex');
+      qc.cids.delete(k);
+      if (this.byCid.get(k) === qc) this.byCid.delete(k);
+    }
+    try {
+      qc.app?.service();
+    } catch (err) {
+      this.logger.error({ err, conn: qc.key }, 'HTTP/3 layer failed; closing the connection');
+      try {
+        conn.close(true, 0x102, Buffer.from('internal error'));
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  /**
+   * quiche issues no spare CIDs on its own; without them a client cannot migrate (RFC 9000 §5.1.1,
+   * §9.5). Each encodes this shard, so the primary routes the migrated path with no table entry.
+   */
+  private issueCids(qc: QuicConn): void {
+    const conn = qc.conn;
+    for (let i = 0; i < MAX_CID_ISSUE_PER_FLUSH && conn.sourceCidsLeft() > 0; i++) {
+      const cid = encodeCid(this.shard);
+      try {
+        conn.newSourceCid(cid, randomResetToken(), false);
+      } catch (err) {
+        this.logger.debug({ err: toQuicError(err), conn: qc.key }, 'newSourceCid refused');
+        return;
+      }
+      this.register(qc, cid.toString('hex'));
+    }
+  }
+
+  private pathEvents(qc: QuicConn): void {
+    const conn = qc.conn;
+    let ev;
+    while ((ev = conn.pathEventNext()) !== null) {
+      if (ev.type === 'PeerMigrated') {
+        const from = qc.peer;
+        const to = ev.new;
+        // Same IP, new port: a NAT rebinding (RFC 9000 §9.3); a new IP: the client moved (active migration).
+        const rebinding = from.host === to.host;
+        this.state.addGlobal(rebinding ? G_QUIC_NAT_REBINDINGS : G_QUIC_MIGRATIONS);
+        this.logger.info(
+          { conn: qc.key, from: `${from.host}:${from.port}`, to: `${to.host}:${to.port}` },
+          rebinding ? 'QUIC NAT rebinding' : 'QUIC connection migrated',
+        );
+        qc.peer = { host: to.host, port: to.port };
+      } else {
+        this.logger.debug({ conn: qc.key, event: ev.type }, 'QUIC path event');
+      }
+    }
+  }
+
+  private drainSend(qc: QuicConn): void {
+    const conn = qc.conn;
+    const buf = this.sendBuf;
+    for (;;) {
+      let r;
+      try {
+        r = conn.send(buf);
+      } catch (err) {
+        this.logger.debug({ err: toQuicError(err), conn: qc.key }, 'quiche send failed');
+        return;
+      }
+      if (r === null) return;
+      const [len, info] = r;
+      if (!this.out.fits(len)) this.postOut();
+      this.out.append(buf, len, info.to.host, info.to.port);
+    }
+  }
+
+  private postOut(): void {
+    const m = this.out.take();
+    if (m === null && this.ack === 0 && this.newAck === 0) return;
+    const msg = { type: 'quic:out', buf: m?.buf ?? null, len: m?.len ?? 0, n: m?.n ?? 0, ack: this.ack, newAck: this.newAck };
+    this.ack = 0;
+    this.newAck = 0;
+    if (m) this.post(msg, [m.buf]);
+    else this.post(msg);
+  }
+
+  private forget(qc: QuicConn): void {
+    if (qc.gone) return;
+    qc.gone = true;
+    for (const k of qc.cids) if (this.byCid.get(k) === qc) this.byCid.delete(k);
+    qc.cids.clear();
+    this.timers.heap.remove(qc);
+    this.live.delete(qc);
+    this.touched.delete(qc);
+    this.state.addShardGauge(this.shard, S_QUIC_CONNECTIONS, -1);
+    this.state.addShardGauge(this.shard, S_CONNECTIONS, -1);
+    try {
+      qc.app?.closed();
+    } catch (err) {
+      this.logger.error({ err, conn: qc.key }, 'HTTP/3 close handler failed');
+    }
+  }
+}
+

@@ -1,0 +1,438 @@
+// HTTP/3 on one QUIC connection: binds the sans-IO H3ServerConnection (src/http3/connection.ts) to quiche
+// streams and turns each request into a FrontRequest/FrontResponse for the proxy (src/proxy/types.ts).
+// Backpressure both ways: a request stream is not read from quiche while its body Readable is full
+// (quiche's flow control then slows the client, RFC 9000 §4), and a response Writable holds its callback
+// while more than about one stream window waits for quiche stream capacity.
+import { Readable, Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { FrontRequest, FrontResponse, HeaderList, RequestHandler } from '../proxy/types.ts';
+import { H3ServerConnection, type H3Request } from '../http3/connection.ts';
+import { H3_INTERNAL_ERROR, H3_MESSAGE_ERROR, H3_NO_ERROR, H3_REQUEST_CANCELLED } from '../http3/errors.ts';
+import type { QuicApp, QuicConn } from './connection.ts';
+import { SHUTDOWN_READ, SHUTDOWN_WRITE } from './quiche.ts';
+import { StreamWriter } from './stream-writer.ts';
+import { quicErrorCode, toQuicError } from './errors.ts';
+
+/** Response bytes buffered per stream before the Writable waits (about one default stream window). */
+const MAX_BUFFERED_RESPONSE = 256 * 1024;
+/** Request body bytes the Readable holds before we stop reading the quiche stream. */
+const BODY_HIGH_WATER = 64 * 1024;
+
+interface RequestState {
+  id: number;
+  writer: StreamWriter;
+  head: H3Request | undefined;
+  dispatched: boolean;
+  early: Uint8Array[];
+  ended: boolean;
+  body: Readable | null;
+  paused: boolean;
+  headersSent: boolean;
+  writeCb: ((err?: Error | null) => void) | undefined;
+  finalCb: ((err?: Error | null) => void) | undefined;
+  aborted: boolean;
+  abortCbs: Array<() => void>;
+  readDone: boolean;
+}
+
+export interface H3FrontendOptions {
+  qc: QuicConn;
+  shard: number;
+  localPort: number;
+  /** Scratch buffer shared by the shard for streamRecv (copied out before use). */
+  readBuf: Buffer;
+  logger: Logger;
+  onRequest: RequestHandler;
+  /** Ask the endpoint to service and flush this connection soon. */
+  wake: () => void;
+}
+
+export class H3Frontend implements QuicApp {
+  private readonly qc: QuicConn;
+  private readonly opts: H3FrontendOptions;
+  private readonly h3: H3ServerConnection;
+  private readonly requests = new Map<number, RequestState>();
+  /** Server-initiated unidirectional streams (control, QPACK encoder/decoder). */
+  private readonly uni = new Map<number, StreamWriter>();
+  private readonly blocked = new Set<StreamWriter>();
+  private readonly toDispatch: RequestState[] = [];
+  private goingAway = false;
+  private dead = false;
+
+  constructor(opts: H3FrontendOptions) {
+    this.opts = opts;
+    this.qc = opts.qc;
+    this.h3 = new H3ServerConnection({
+      onRequest: (req) => this.onH3Request(req),
+      onData: (id, chunk) => this.onH3Data(id, chunk),
+      onEnd: (id) => this.onH3End(id),
+      onStreamError: (id, code, reason) => this.onH3StreamError(id, code, reason),
+      onConnectionError: (code, reason) => this.closeConnection(code, reason),
+    });
+    this.h3.start();
+    this.pumpUni();
+  }
+
+  // ---- QuicApp -------------------------------------------------------------------------------
+
+  service(): void {
+    if (this.dead) return;
+    const conn = this.qc.conn;
+    if (conn.isReadable()) {
+      for (const id of conn.readable()) {
+        this.readStream(id);
+        if (this.dead) return;
+      }
+    }
+    this.dispatch();
+    if (this.blocked.size > 0) {
+      for (const w of [...this.blocked]) {
+        this.blocked.delete(w);
+        this.drain(w);
+      }
+    }
+    this.pumpUni();
+  }
+
+  goaway(): void {
+    if (this.goingAway || this.dead) return;
+    this.goingAway = true;
+    this.h3.goaway();
+    this.pumpUni();
+  }
+
+  closed(): void {
+    if (this.dead) return;
+    this.dead = true;
+    for (const s of this.requests.values()) this.clientGone(s, new Error('QUIC connection closed'));
+    this.requests.clear();
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  private readStream(id: number): void {
+    const s = this.requests.get(id);
+    if (s && s.paused) return;
+    const conn = this.qc.conn;
+    const buf = this.opts.readBuf;
+    for (;;) {
+      let r: [number, boolean] | null;
+      try {
+        r = conn.streamRecv(id, buf);
+      } catch (err) {
+        const code = quicErrorCode(err);
+        if (code === 'QUIC_STREAM_RESET') {
+          const e = toQuicError(err);
+          this.h3.streamReset(id, e.value ?? 0);
+          const rs = this.requests.get(id);
+          if (rs) this.clientGone(rs, new Error(`client reset the stream (code ${e.value})`));
+        }
+        return;
+      }
+      if (r === null) return;
+      const [n, fin] = r;
+      try {
+        this.h3.receive(id, Buffer.from(buf.subarray(0, n)), fin);
+      } catch (err) {
+        // H3ServerConnection reports violations through events; anything thrown is our bug.
+        this.opts.logger.error({ err, streamId: id }, 'HTTP/3 receive failed');
+        this.closeConnection(H3_INTERNAL_ERROR, 'internal error');
+        return;
+      }
+      if (fin || this.dead) return;
+      const after = this.requests.get(id);
+      if (after && after.paused) return;
+    }
+  }
+
+  private onH3Request(req: H3Request): void {
+    const s: RequestState = {
+      id: req.streamId,
+      writer: new StreamWriter(req.streamId),
+      head: req,
+      dispatched: false,
+      early: [],
+      ended: false,
+      body: null,
+      paused: false,
+      headersSent: false,
+      writeCb: undefined,
+      finalCb: undefined,
+      aborted: false,
+      abortCbs: [],
+      readDone: false,
+    };
+    this.requests.set(req.streamId, s);
+    // Dispatch after this read turn, so a HEADERS frame that came with FIN gets a null body.
+    this.toDispatch.push(s);
+  }
+
+  private onH3Data(id: number, chunk: Uint8Array): void {
+    const s = this.requests.get(id);
+    if (!s || s.aborted) return;
+    if (!s.dispatched) {
+      s.early.push(chunk);
+      return;
+    }
+    if (s.body && !s.body.push(chunk)) s.paused = true;
+  }
+
+  private onH3End(id: number): void {
+    const s = this.requests.get(id);
+    if (!s) return;
+    s.ended = true;
+    s.readDone = true;
+    if (s.dispatched && s.body) s.body.push(null);
+    this.maybeDone(s);
+  }
+
+  private onH3StreamError(id: number, code: number, reason: string): void {
+    const conn = this.qc.conn;
+    try {
+      conn.streamShutdown(id, SHUTDOWN_READ, code);
+    } catch {
+      // stream already finished in that direction
+    }
+    try {
+      conn.streamShutdown(id, SHUTDOWN_WRITE, code);
+    } catch {
+      // idem
+    }
+    const s = this.requests.get(id);
+    if (s) this.clientGone(s, new Error(`HTTP/3 stream error ${code}: ${reason}`));
+    this.opts.wake();
+  }
+
+  private dispatch(): void {
+    while (this.toDispatch.length > 0) {
+      const s = this.toDispatch.shift() as RequestState;
+      if (s.aborted || this.dead) continue;
+      const head = s.head as H3Request;
+      s.head = undefined;
+      let method = '';
+      let path = '';
+      let authority = '';
+      const headers: HeaderList = [];
+      for (const [name, value] of head.headers) {
+        if (name.charCodeAt(0) === 0x3a /* ':' */) {
+          if (name === ':method') method = value;
+          else if (name === ':path') path = value;
+          else if (name === ':authority') authority = value;
+        } else {
+          headers.push([name, value]);
+          if (name === 'host' && !authority) authority = value;
+        }
+      }
+      if (!method || (!path && method !== 'CONNECT')) {
+        // RFC 9114 §4.3.1: a request without :method/:path is malformed.
+        this.onH3StreamError(s.id, H3_MESSAGE_ERROR, 'missing pseudo-header');
+        continue;
+      }
+      s.dispatched = true;
+      if (!(s.ended && s.early.length === 0)) {
+        const body = new Readable({
+          highWaterMark: BODY_HIGH_WATER,
+          read: () => {
+            if (s.paused) {
+              s.paused = false;
+              this.opts.wake();
+            }
+          },
+        });
+        s.body = body;
+        for (const c of s.early) if (!body.push(c)) s.paused = true;
+        if (s.ended) body.push(null);
+      }
+      s.early = [];
+      const req: FrontRequest = {
+        protocol: 'HTTP/3',
+        method,
+        scheme: 'https',
+        authority,
+        path,
+        headers,
+        body: s.body,
+        remoteAddress: this.qc.peer.host,
+        remotePort: this.qc.peer.port,
+        localPort: this.opts.localPort,
+        connectionKey: this.qc.key,
+        shard: this.opts.shard,
+      };
+      try {
+        this.opts.onRequest(req, this.frontResponse(s));
+      } catch (err) {
+        this.opts.logger.error({ err, streamId: s.id }, 'request handler threw');
+        this.abortStream(s);
+      }
+    }
+  }
+
+  // ---- writing -------------------------------------------------------------------------------
+
+  private frontResponse(s: RequestState): FrontResponse {
+    return {
+      respond: (status, headers) => this.respond(s, status, headers),
+      abort: () => this.abortStream(s),
+      get headersSent() {
+        return s.headersSent;
+      },
+      onClientAbort: (cb) => {
+        if (s.aborted) queueMicrotask(cb);
+        else s.abortCbs.push(cb);
+      },
+    };
+  }
+
+  private respond(s: RequestState, status: number, headers: HeaderList): Writable {
+    if (s.headersSent) throw new Error('respond() called twice on one HTTP/3 stream');
+    s.headersSent = true;
+    if (!s.aborted && !this.dead) {
+      s.writer.push(this.h3.encodeResponseHeaders(s.id, status, headers));
+      this.pumpUni();
+      this.drain(s.writer);
+      this.opts.wake();
+    }
+    return new Writable({
+      highWaterMark: 64 * 1024,
+      write: (chunk: Buffer, _enc, cb) => {
+        if (s.aborted || this.dead) return cb(new Error('HTTP/3 stream aborted'));
+        for (const frame of this.h3.encodeData(chunk)) s.writer.push(frame);
+        this.drain(s.writer);
+        this.opts.wake();
+        if (s.writer.queued <= MAX_BUFFERED_RESPONSE) cb();
+        else s.writeCb = cb;
+      },
+      final: (cb) => {
+        if (s.aborted || this.dead) return cb(new Error('HTTP/3 stream aborted'));
+        s.writer.end();
+        s.finalCb = cb;
+        this.drain(s.writer);
+        this.opts.wake();
+      },
+      destroy: (err, cb) => {
+        if (err && !s.writer.finSent) this.abortStream(s);
+        cb(err);
+      },
+    });
+  }
+
+  private drain(w: StreamWriter): void {
+    if (this.dead) return;
+    const result = w.drain(this.qc.conn);
+    const s = this.requests.get(w.streamId);
+    if (result === 'blocked') {
+      this.blocked.add(w);
+    } else if (result === 'failed') {
+      if (s) {
+        this.clientGone(s, w.error ?? new Error('stream closed'));
+      } else if (this.uni.get(w.streamId) === w) {
+        this.closeConnection(H3_INTERNAL_ERROR, 'cannot write a control stream');
+      }
+      return;
+    }
+    if (!s) return;
+    if (s.writeCb && w.queued <= MAX_BUFFERED_RESPONSE) {
+      const cb = s.writeCb;
+      s.writeCb = undefined;
+      process.nextTick(cb);
+    }
+    if (s.finalCb && w.finSent) {
+      const cb = s.finalCb;
+      s.finalCb = undefined;
+      process.nextTick(cb);
+      this.maybeDone(s);
+    }
+  }
+
+  private pumpUni(): void {
+    if (this.dead) return;
+    for (const { streamId, data, fin } of this.h3.takeOutgoing()) {
+      let w = this.uni.get(streamId);
+      if (!w) {
+        w = new StreamWriter(streamId);
+        this.uni.set(streamId, w);
+      }
+      w.push(data);
+      if (fin) w.end();
+      this.drain(w);
+    }
+  }
+
+  private abortStream(s: RequestState): void {
+    if (s.aborted) return;
+    s.aborted = true;
+    const conn = this.qc.conn;
+    if (!this.dead) {
+      // RFC 9114 §4.1.1: an aborted response is a reset stream with H3_INTERNAL_ERROR (or CANCELLED).
+      try {
+        conn.streamShutdown(s.id, SHUTDOWN_WRITE, H3_INTERNAL_ERROR);
+      } catch {
+        // already finished
+      }
+      if (!s.readDone) {
+        try {
+          conn.streamShutdown(s.id, SHUTDOWN_READ, H3_REQUEST_CANCELLED);
+        } catch {
+          // already finished
+        }
+      }
+      this.opts.wake();
+    }
+    this.blocked.delete(s.writer);
+    s.body?.destroy();
+    this.requests.delete(s.id);
+  }
+
+  /** The client reset the stream, stopped reading, or the connection went away. */
+  private clientGone(s: RequestState, err: Error): void {
+    if (s.aborted) return;
+    s.aborted = true;
+    this.blocked.delete(s.writer);
+    this.requests.delete(s.id);
+    if (s.body && !s.readDone) s.body.destroy(err);
+    const cbs = s.abortCbs;
+    s.abortCbs = [];
+    for (const cb of cbs) {
+      try {
+        cb();
+      } catch (e) {
+        this.opts.logger.error({ err: e }, 'onClientAbort callback threw');
+      }
+    }
+    if (s.writeCb) {
+      const cb = s.writeCb;
+      s.writeCb = undefined;
+      process.nextTick(cb, err);
+    }
+    if (s.finalCb) {
+      const cb = s.finalCb;
+      s.finalCb = undefined;
+      process.nextTick(cb, err);
+    }
+  }
+
+  private maybeDone(s: RequestState): void {
+    if (!s.writer.finSent) return;
+    if (!s.readDone && !this.dead) {
+      // RFC 9114 §4.1: once the response is complete the server may stop reading with H3_NO_ERROR.
+      s.readDone = true;
+      try {
+        this.qc.conn.streamShutdown(s.id, SHUTDOWN_READ, H3_NO_ERROR);
+      } catch {
+        // already finished
+      }
+      s.body?.destroy();
+    }
+    this.requests.delete(s.id);
+  }
+
+  private closeConnection(code: number, reason: string): void {
+    if (this.dead) return;
+    try {
+      this.qc.conn.close(true, code, Buffer.from(reason));
+    } catch {
+      // already closing
+    }
+    this.opts.wake();
+  }
+}
