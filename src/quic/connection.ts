@@ -23,6 +23,9 @@ export class QuicConn implements HeapEntry {
   /** Keys (hex CIDs) under which the endpoint's map holds this connection. */
   readonly cids = new Set<string>();
   peer: HostPort;
+  /** DCID (hex) of the latest packet from `peer`, and of the latest one from any other address. */
+  peerDcid = '';
+  otherDcid = '';
   readonly local: HostPort;
   established = false;
   app: QuicApp | undefined;

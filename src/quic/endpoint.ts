@@ -155,6 +155,10 @@ export class QuicEndpoint {
       if (qc === undefined) return;
       created = true;
     }
+    // Remember which CID each path uses: a deliberate migration switches CID (RFC 9000 §9.5), a NAT
+    // rebinding does not (the client does not know it moved).
+    if (qc.peer.port === port && qc.peer.host === host) qc.peerDcid = key;
+    else qc.otherDcid = key;
     try {
       qc.conn.recv(data, { from: peer, to: qc.local });
     } catch (err) {
@@ -310,14 +314,17 @@ export class QuicEndpoint {
       if (ev.type === 'PeerMigrated') {
         const from = qc.peer;
         const to = ev.new;
-        // Same IP, new port: a NAT rebinding (RFC 9000 §9.3); a new IP: the client moved (active migration).
-        const rebinding = from.host === to.host;
+        // A new IP, or a new CID (RFC 9000 §9.5: a client that migrates on purpose switches CID): migration.
+        // Same IP and same CID, new port: a NAT rebinding (RFC 9000 §9.3), the client did not choose it.
+        const cidChanged = qc.otherDcid !== '' && qc.otherDcid !== qc.peerDcid;
+        const rebinding = from.host === to.host && !cidChanged;
         this.state.addGlobal(rebinding ? G_QUIC_NAT_REBINDINGS : G_QUIC_MIGRATIONS);
         this.logger.info(
-          { conn: qc.key, from: `${from.host}:${from.port}`, to: `${to.host}:${to.port}` },
+          { conn: qc.key, from: `${from.host}:${from.port}`, to: `${to.host}:${to.port}`, cidChanged },
           rebinding ? 'QUIC NAT rebinding' : 'QUIC connection migrated',
         );
         qc.peer = { host: to.host, port: to.port };
+        qc.peerDcid = qc.otherDcid;
       } else {
         this.logger.debug({ conn: qc.key, event: ev.type }, 'QUIC path event');
       }

@@ -55,7 +55,7 @@ function toNodeHeaders(headers: HeaderList): Record<string, string | string[]> {
   return out;
 }
 
-export function toFrontResponse(res: AnyResponse): FrontResponse {
+export function toFrontResponse(res: AnyResponse, writeTimeoutMs: number): FrontResponse {
   let aborted = false;
   const abortCallbacks: Array<() => void> = [];
   const onClose = () => {
@@ -65,9 +65,11 @@ export function toFrontResponse(res: AnyResponse): FrontResponse {
     }
   };
   res.once('close', onClose);
-  return {
+  const front: FrontResponse = {
     respond(status: number, headers: HeaderList): Writable {
       (res as ServerResponse).writeHead(status, toNodeHeaders(headers));
+      // server.writeTimeout: a client that stops reading the response for this long is dropped.
+      if (writeTimeoutMs > 0) res.setTimeout(writeTimeoutMs, () => front.abort(new Error('write timeout')));
       return res as unknown as Writable;
     },
     abort(reason?: Error): void {
@@ -82,4 +84,5 @@ export function toFrontResponse(res: AnyResponse): FrontResponse {
       abortCallbacks.push(cb);
     },
   };
+  return front;
 }

@@ -43,7 +43,7 @@ export class TcpFrontends {
         headersTimeout: s.readTimeoutMs,
         keepAliveTimeout: s.idleTimeoutMs,
       },
-      (req, res) => opts.onRequest(toFrontRequest(req, 'http', opts.shard, keyFor(req.socket)), toFrontResponse(res)),
+      (req, res) => opts.onRequest(toFrontRequest(req, 'http', opts.shard, keyFor(req.socket)), toFrontResponse(res, s.writeTimeoutMs)),
     );
     this.plain.timeout = s.idleTimeoutMs;
     this.secure = http2.createSecureServer(
@@ -59,7 +59,7 @@ export class TcpFrontends {
         // Half the handshake work per stalled client: drop TLS that does not finish.
         handshakeTimeout: Math.min(s.readTimeoutMs, 10_000),
       } as http2.SecureServerOptions,
-      (req, res) => opts.onRequest(toFrontRequest(req, 'https', opts.shard, keyFor(req.socket as Socket)), toFrontResponse(res)),
+      (req, res) => opts.onRequest(toFrontRequest(req, 'https', opts.shard, keyFor(req.socket as Socket)), toFrontResponse(res, s.writeTimeoutMs)),
     );
     this.secure.setTimeout(s.idleTimeoutMs);
     this.secure.on('session', (session: http2.ServerHttp2Session) => {

@@ -1,0 +1,100 @@
+// A minimal shard for QUIC tests: a real QuicEndpoint (src/quic/endpoint.ts) with a trivial request
+// handler instead of the proxy. GET /anything answers "path=<path> shard=<n>"; `?bytes=N` answers N bytes
+// of a repeating pattern (the test checks them); `?delay=MS` answers after MS milliseconds (to keep a
+// connection busy while the client migrates); POST answers "received=<body bytes>".
+import { parentPort, workerData } from 'node:worker_threads';
+import type { TransferListItem } from 'node:worker_threads';
+import pino from 'pino';
+import type { Config } from '../../src/config/types.ts';
+import type { FrontRequest, FrontResponse } from '../../src/proxy/types.ts';
+import { SharedState } from '../../src/shared/state.ts';
+import { QuicEndpoint } from '../../src/quic/endpoint.ts';
+
+export interface QuicShardWorkerData {
+  shard: number;
+  config: Config;
+  certFile: string;
+  keyFile: string;
+  stateBuffer: SharedArrayBuffer;
+  logLevel: string;
+}
+
+/** The body `?bytes=N` returns: byte i is (i * 31 + 7) & 0xff, so truncation or reordering shows. */
+export function patternBytes(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + 7) & 0xff;
+  return b;
+}
+
+function handle(shard: number, req: FrontRequest, res: FrontResponse): void {
+  const url = new URL(req.path, 'https://x');
+  const delay = Number(url.searchParams.get('delay') ?? 0);
+  if (delay > 0) {
+    url.searchParams.delete('delay');
+    const rest = url.searchParams.size ? `${url.pathname}?${url.searchParams}` : url.pathname;
+    setTimeout(() => handle(shard, { ...req, path: rest }, res), Math.min(delay, 10_000));
+    return;
+  }
+  if (req.method === 'POST' && req.body) {
+    let n = 0;
+    req.body.on('data', (c: Buffer) => (n += c.length));
+    req.body.on('end', () => res.respond(200, [['content-type', 'text/plain']]).end(`received=${n}\n`));
+    return;
+  }
+  req.body?.resume();
+  const bytes = url.searchParams.get('bytes');
+  if (bytes !== null) {
+    const n = Math.min(Number(bytes) || 0, 64 * 1024 * 1024);
+    const w = res.respond(200, [
+      ['content-type', 'application/octet-stream'],
+      ['content-length', String(n)],
+      ['x-shard', String(shard)],
+    ]);
+    const all = patternBytes(n);
+    // Write in 16 KiB pieces honouring backpressure, as the proxy would.
+    let off = 0;
+    const pump = (): void => {
+      while (off < n) {
+        const piece = all.subarray(off, Math.min(n, off + 16384));
+        off += piece.length;
+        if (!w.write(piece)) {
+          w.once('drain', pump);
+          return;
+        }
+      }
+      w.end();
+    };
+    pump();
+    return;
+  }
+  res
+    .respond(200, [
+      ['content-type', 'text/html'],
+      ['x-shard', String(shard)],
+    ])
+    .end(`<!doctype html><title>quic test</title><p id="r">path=${req.path} shard=${shard} proto=${req.protocol}</p>\n`);
+}
+
+if (parentPort) {
+  const data = workerData as QuicShardWorkerData;
+  const port = parentPort;
+  const logger = pino({ level: data.logLevel, base: { shard: data.shard } }, pino.destination({ dest: 2, sync: true }));
+  const endpoint = new QuicEndpoint({
+    shard: data.shard,
+    config: data.config,
+    certFile: data.certFile,
+    keyFile: data.keyFile,
+    state: new SharedState(data.stateBuffer),
+    logger,
+    post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),
+    onRequest: (req, res) => handle(data.shard, req, res),
+  });
+  port.on('message', (msg: any) => {
+    if (endpoint.handleMessage(msg)) return;
+    if (msg?.type === 'shutdown') {
+      endpoint.goaway();
+      void endpoint.close().then(() => port.postMessage({ type: 'closed' }));
+    }
+  });
+  port.postMessage({ type: 'ready' });
+}
