@@ -55,7 +55,14 @@ export function backendRequestHeaders(headers: HeaderList, info: ForwardingInfo,
   let priorXff: string | undefined;
   let priorForwarded: string | undefined;
   let hasHost = false;
+  const cookies: string[] = [];
   for (const [name, value] of stripHopByHop(headers)) {
+    // RFC 9113 §8.2.3 / RFC 9114 §4.2.1: HTTP/2 and HTTP/3 clients may split Cookie into several fields;
+    // an HTTP/1.1 backend must get exactly one (RFC 6265 §5.4), joined with "; ".
+    if (name === 'cookie') {
+      cookies.push(value);
+      continue;
+    }
     if (name === 'x-forwarded-for' && wanted.includes('x-forwarded-for')) {
       priorXff = priorXff ? `${priorXff}, ${value}` : value;
       continue;
@@ -68,6 +75,7 @@ export function backendRequestHeaders(headers: HeaderList, info: ForwardingInfo,
     if (name === 'host') hasHost = true;
     out.push([name, value]);
   }
+  if (cookies.length > 0) out.push(['cookie', cookies.join('; ')]);
   if (!hasHost) out.push(['host', info.host]);
   const ip = normalizeIp(info.clientIp);
   for (const name of wanted) {

@@ -287,7 +287,9 @@ export class H3Frontend implements QuicApp {
     if (s.headersSent) throw new Error('respond() called twice on one HTTP/3 stream');
     s.headersSent = true;
     if (!s.aborted && !this.dead) {
-      s.writer.push(this.h3.encodeResponseHeaders(s.id, status, headers));
+      // Copied: H3ServerConnection may hand out a view of its reusable encoder buffer (measured: the
+      // bytes of a queued HEADERS frame changed when the next response was encoded).
+      s.writer.push(new Uint8Array(this.h3.encodeResponseHeaders(s.id, status, headers)));
       this.pumpUni();
       this.drain(s.writer);
       this.opts.wake();
@@ -352,7 +354,7 @@ export class H3Frontend implements QuicApp {
         w = new StreamWriter(streamId);
         this.uni.set(streamId, w);
       }
-      w.push(data);
+      w.push(new Uint8Array(data)); // copied, as for HEADERS above
       if (fin) w.end();
       this.drain(w);
     }

@@ -1,6 +1,7 @@
 // Random and mutated input into the frame reader and the QPACK decoder: the only exception allowed is H3Error.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { H3ServerConnection } from '../../src/http3/connection.ts';
 import { H3Error, h3ErrorName } from '../../src/http3/errors.ts';
 import { FrameReader, encodeHeadersFrame, encodeSettingsFrame } from '../../src/http3/frames.ts';
 import { QpackDecoder } from '../../src/http3/qpack/decoder.ts';
@@ -89,5 +90,35 @@ describe('fuzz: malformed input only ever raises H3Error', () => {
     assert.ok((seen.get('QPACK_DECOMPRESSION_FAILED') ?? 0) > 100);
     assert.ok((seen.get('QPACK_ENCODER_STREAM_ERROR') ?? 0) > 100);
     assert.ok((seen.get('H3_FRAME_ERROR') ?? 0) > 100);
+  });
+});
+
+describe('fuzz: the connection turns any input into events, never exceptions', () => {
+  it('5000 random chunks on random client streams', { timeout: 60_000 }, () => {
+    const r = rng(0xc0ffee);
+    const codes = new Map<number, number>();
+    let conn: H3ServerConnection | null = null;
+    let events = 0;
+    const handler = {
+      onRequest: () => void events++,
+      onData: () => void events++,
+      onEnd: () => void events++,
+      onStreamError: () => void events++,
+      onConnectionError: (code: number) => void codes.set(code, (codes.get(code) ?? 0) + 1),
+    };
+    for (let i = 0; i < 5000; i++) {
+      if (conn === null || conn.isClosed || i % 50 === 0) {
+        conn = new H3ServerConnection(handler);
+        conn.receive(2, Uint8Array.from(Buffer.concat([Buffer.of(0), encodeSettingsFrame([[6, 16384]])])), false);
+      }
+      const streamId = [0, 4, 8, 6, 10, 14][Math.floor(r() * 6)];
+      // Uni streams get a plausible type byte first so the QPACK streams are exercised too.
+      const prefix = streamId % 4 === 2 && r() < 0.7 ? Uint8Array.of(Math.floor(r() * 4)) : new Uint8Array(0);
+      conn.receive(streamId, Uint8Array.from(Buffer.concat([prefix, input(r)])), r() < 0.1);
+      if (r() < 0.05) conn.streamReset(streamId, 0x10c);
+      conn.takeOutgoing();
+    }
+    assert.ok(codes.size > 3, `several connection error codes reached: ${[...codes.keys()].map(h3ErrorName)}`);
+    assert.ok(events > 0);
   });
 });

@@ -1,0 +1,357 @@
+// The host checks behind `quiclb doctor`. Each returns one or more results; none changes the host
+// (sockets it opens are closed again, nothing is written). Fixes point at the scripts in tuning/.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import path from 'node:path';
+import { readFileSync, readdirSync, readlinkSync, accessSync, constants as fsConstants } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/types.ts';
+import { checkUdpBuffers } from '../shared/udp-buffers.ts';
+
+export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
+
+export interface CheckResult {
+  status: CheckStatus;
+  name: string;
+  detail: string;
+  /** What to run or change; printed after "— fix:". */
+  fix?: string;
+}
+
+/** Below this soft nofile limit quiclb runs out of descriptors at a few tens of thousands of connections. */
+export const MIN_NOFILE = 65536;
+/** The backlog src/primary/tcp-listeners.ts asks for; the kernel silently truncates it to somaxconn. */
+export const LISTEN_BACKLOG = 4096;
+/** Warn this long before the certificate expires. */
+export const CERT_WARN_DAYS = 14;
+const DAY_MS = 86_400_000;
+
+const TUNING_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tuning');
+
+/** Path of a tuning/ script as the user should type it: relative when under the current directory. */
+export function tuning(file: string): string {
+  const abs = path.join(TUNING_DIR, file);
+  const rel = path.relative(process.cwd(), abs);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? abs : rel;
+}
+
+function readSysctl(name: string): string | undefined {
+  try {
+    return readFileSync(`/proc/sys/${name.replaceAll('.', '/')}`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- UDP buffers ---------------------------------------------------------------------------------
+
+export async function checkUdpBufferSizes(config: Config): Promise<CheckResult> {
+  const name = 'udp-buffers';
+  if (!config.quic.enabled) return { status: 'OK', name, detail: 'QUIC disabled (quic.enabled false); not needed' };
+  const wanted = config.quic.udpBufferSize;
+  // A throwaway socket on an ephemeral loopback port: the cap is host-wide, and the configured port may be busy.
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => resolve());
+  });
+  try {
+    const r = checkUdpBuffers(socket, wanted);
+    const caps = `net.core.rmem_max=${readSysctl('net.core.rmem_max') ?? '?'}, net.core.wmem_max=${readSysctl('net.core.wmem_max') ?? '?'}`;
+    const got = `kernel granted receive ${r.rcv} / send ${r.snd} bytes for the ${wanted} asked (quic.udpBufferSize); ${caps}`;
+    if (r.ok) return { status: 'OK', name, detail: got };
+    const fix =
+      wanted <= 7_500_000
+        ? `sudo ${tuning('sysctl.sh')} --apply (then --persist)`
+        : `sudo sysctl -w net.core.rmem_max=${wanted} net.core.wmem_max=${wanted} (and persist it as ${tuning('sysctl.sh')} --persist does)`;
+    return { status: 'WARN', name, detail: `${got}; bursts above that are dropped by the kernel`, fix };
+  } finally {
+    socket.close();
+  }
+}
+
+// ---- file descriptors ----------------------------------------------------------------------------
+
+/** Soft and hard "Max open files" of this process, from /proc/self/limits. */
+export function readNofile(limitsText: string): { soft: number; hard: number } | undefined {
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(limitsText);
+  if (!m) return undefined;
+  const num = (s: string) => (s === 'unlimited' ? Number.POSITIVE_INFINITY : Number(s));
+  return { soft: num(m[1]), hard: num(m[2]) };
+}
+
+export function checkNofile(): CheckResult {
+  const name = 'nofile';
+  let limits;
+  try {
+    limits = readNofile(readFileSync('/proc/self/limits', 'utf8'));
+  } catch {
+    limits = undefined;
+  }
+  if (!limits) return { status: 'WARN', name, detail: 'cannot read /proc/self/limits', fix: `${tuning('limits.sh')} --check` };
+  const detail = `open files soft ${limits.soft}, hard ${limits.hard} (every client and backend connection uses one)`;
+  if (limits.soft >= MIN_NOFILE) return { status: 'OK', name, detail };
+  const shell = limits.hard >= MIN_NOFILE ? `ulimit -n ${MIN_NOFILE} in this shell` : `sudo ${tuning('limits.sh')} --apply and log in again`;
+  return {
+    status: 'WARN',
+    name,
+    detail: `${detail}; below ${MIN_NOFILE}`,
+    fix: `${shell}; under systemd LimitNOFILE=1048576 as in ${tuning('quiclb.service')}`,
+  };
+}
+
+export function checkListenBacklog(): CheckResult {
+  const name = 'listen-backlog';
+  const raw = readSysctl('net.core.somaxconn');
+  if (raw === undefined) return { status: 'OK', name, detail: 'net.core.somaxconn not readable here; skipped' };
+  const somaxconn = Number(raw);
+  const detail = `net.core.somaxconn=${somaxconn}; quiclb listens with a backlog of ${LISTEN_BACKLOG}`;
+  if (somaxconn >= LISTEN_BACKLOG) return { status: 'OK', name, detail };
+  return { status: 'WARN', name, detail: `${detail}, which the kernel truncates`, fix: `sudo ${tuning('sysctl.sh')} --apply` };
+}
+
+// ---- ports ---------------------------------------------------------------------------------------
+
+export interface PortSpec {
+  port: number;
+  proto: 'tcp' | 'udp';
+  field: string;
+}
+
+/** Every socket `quiclb start` binds, as the primary does (src/primary/primary.ts). */
+export function configuredPorts(config: Config): PortSpec[] {
+  const specs: PortSpec[] = [
+    { port: config.server.httpPort, proto: 'tcp', field: 'server.httpPort' },
+    { port: config.server.httpsPort, proto: 'tcp', field: 'server.httpsPort' },
+  ];
+  if (config.quic.enabled) specs.push({ port: config.server.httpsPort, proto: 'udp', field: 'server.httpsPort (QUIC)' });
+  if (config.admin.port > 0) specs.push({ port: config.admin.port, proto: 'tcp', field: 'admin.port' });
+  const seen = new Set<string>();
+  return specs.filter((s) => {
+    const key = `${s.port}/${s.proto}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Binds and closes the port; resolves undefined when it was free, else the errno code. */
+export function probeBind(host: string, spec: PortSpec): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const done = (err?: NodeJS.ErrnoException) => resolve(err ? (err.code ?? err.message) : undefined);
+    if (spec.proto === 'tcp') {
+      const server = net.createServer();
+      server.once('error', done);
+      server.listen({ host, port: spec.port, exclusive: true }, () => server.close(() => done()));
+    } else {
+      const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+      socket.once('error', (err) => {
+        socket.close();
+        done(err);
+      });
+      socket.bind({ address: host, port: spec.port, exclusive: true }, () => socket.close(() => done()));
+    }
+  });
+}
+
+/** Socket inodes bound to `port` (TCP: listening only), from /proc/net/{tcp,tcp6,udp,udp6}. */
+function socketInodes(port: number, proto: 'tcp' | 'udp'): Set<string> {
+  const inodes = new Set<string>();
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const file of [`/proc/net/${proto}`, `/proc/net/${proto}6`]) {
+    let text;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || !f[1].endsWith(`:${hexPort}`)) continue;
+      if (proto === 'tcp' && f[3] !== '0A') continue; // 0A = TCP_LISTEN
+      if (f[9] !== '0') inodes.add(f[9]);
+    }
+  }
+  return inodes;
+}
+
+/** "pid 123 (nginx)" for processes holding the port, as far as this user may look into /proc. */
+export function portOwners(port: number, proto: 'tcp' | 'udp', max = 3): string[] {
+  const inodes = socketInodes(port, proto);
+  if (inodes.size === 0) return [];
+  const owners: string[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // another user's process, or gone
+    }
+    const holds = fds.some((fd) => {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        return m !== null && inodes.has(m[1]);
+      } catch {
+        return false;
+      }
+    });
+    if (!holds) continue;
+    let comm = '?';
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      // exited meanwhile
+    }
+    owners.push(`pid ${pid} (${comm})`);
+    if (owners.length >= max) break;
+  }
+  return owners;
+}
+
+export async function checkPorts(config: Config): Promise<CheckResult[]> {
+  const host = config.server.bindAddress;
+  const results: CheckResult[] = [];
+  for (const spec of configuredPorts(config)) {
+    const name = `port ${spec.port}/${spec.proto}`;
+    const code = await probeBind(host, spec);
+    const where = `${spec.field} on ${host}`;
+    if (code === undefined) {
+      results.push({ status: 'OK', name, detail: `${where} is free to bind` });
+    } else if (code === 'EADDRINUSE') {
+      const owners = portOwners(spec.port, spec.proto);
+      const by = owners.length > 0 ? ` by ${owners.join(', ')}` : '';
+      const look = spec.proto === 'tcp' ? `ss -ltnp 'sport = :${spec.port}'` : `ss -lunp 'sport = :${spec.port}'`;
+      results.push({
+        status: 'FAIL',
+        name,
+        detail: `port ${spec.port}/${spec.proto} is in use${by} (${where}); quiclb start would fail (a running quiclb holds its own ports too)`,
+        fix: `stop what holds it (${look}) or change ${spec.field.replace(/ \(QUIC\)$/, '')}`,
+      });
+    } else if (code === 'EACCES') {
+      results.push({
+        status: 'FAIL',
+        name,
+        detail: `binding port ${spec.port}/${spec.proto} needs CAP_NET_BIND_SERVICE (${where})`,
+        fix: `run under ${tuning('quiclb.service')} (AmbientCapabilities=CAP_NET_BIND_SERVICE) or pick a port >= 1024`,
+      });
+    } else if (code === 'EADDRNOTAVAIL') {
+      results.push({
+        status: 'FAIL',
+        name,
+        detail: `server.bindAddress ${host} is not an address of this host`,
+        fix: 'set server.bindAddress to one of `ip -brief address` or 0.0.0.0',
+      });
+    } else {
+      results.push({ status: 'FAIL', name, detail: `cannot bind ${where}: ${code}`, fix: `check ${spec.field} and server.bindAddress` });
+    }
+  }
+  return results;
+}
+
+// ---- certificate ---------------------------------------------------------------------------------
+
+function errorText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ? `${e.code}: ${e.message}` : String(e.message ?? e);
+}
+
+function certCheckOfFile(certFile: string, now: number): { result: CheckResult; cert?: X509Certificate } {
+  const name = 'certificate';
+  const renew = `renew it (e.g. certbot renew) and point tls.certFile / tls.keyFile at the new files`;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readFileSync(certFile));
+  } catch (err) {
+    return { result: { status: 'FAIL', name, detail: `cannot read tls.certFile ${certFile}: ${errorText(err)}`, fix: 'point tls.certFile at a readable PEM certificate' } };
+  }
+  const subject = cert.subject.replaceAll('\n', ', ');
+  const from = new Date(cert.validFrom);
+  const to = new Date(cert.validTo);
+  const days = Math.floor((to.getTime() - now) / DAY_MS);
+  let result: CheckResult;
+  if (to.getTime() <= now) {
+    result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) expired on ${to.toISOString()}, ${-days} day(s) ago`, fix: renew };
+  } else if (from.getTime() > now) {
+    result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) is not valid before ${from.toISOString()}`, fix: 'check the host clock (timedatectl) or the certificate' };
+  } else if (days < CERT_WARN_DAYS) {
+    result = { status: 'WARN', name, detail: `certificate ${certFile} (${subject}) expires on ${to.toISOString()}, in ${days} day(s)`, fix: renew };
+  } else {
+    result = { status: 'OK', name, detail: `certificate ${certFile} (${subject}) valid until ${to.toISOString()} (${days} days)` };
+  }
+  return { result, cert };
+}
+
+function keyCheck(cert: X509Certificate, keyFile: string): CheckResult {
+  const name = 'certificate-key';
+  let matches: boolean;
+  try {
+    matches = cert.checkPrivateKey(createPrivateKey(readFileSync(keyFile)));
+  } catch (err) {
+    return { status: 'FAIL', name, detail: `cannot read tls.keyFile ${keyFile}: ${errorText(err)}`, fix: 'point tls.keyFile at the readable, unencrypted PEM key of the certificate' };
+  }
+  if (matches) return { status: 'OK', name, detail: `tls.keyFile ${keyFile} matches the certificate` };
+  return { status: 'FAIL', name, detail: `tls.keyFile ${keyFile} does not match tls.certFile`, fix: 'use the key the certificate was issued for' };
+}
+
+function hostCheck(cert: X509Certificate, wwwRoot: string): CheckResult | undefined {
+  let host: string;
+  try {
+    host = new URL(wwwRoot).hostname;
+  } catch {
+    return undefined;
+  }
+  const name = 'certificate-host';
+  const ok = net.isIP(host.replace(/^\[|\]$/g, '')) ? cert.checkIP(host.replace(/^\[|\]$/g, '')) : cert.checkHost(host);
+  if (ok) return { status: 'OK', name, detail: `certificate covers ${host} (moodle.wwwRoot)` };
+  return { status: 'WARN', name, detail: `certificate does not cover ${host} (moodle.wwwRoot); browsers will refuse it`, fix: 'get a certificate whose subjectAltName names that host' };
+}
+
+export function checkCertificate(config: Config, now = Date.now()): CheckResult[] {
+  const { certFile, keyFile, stateDir } = config.tls;
+  if (certFile === undefined || keyFile === undefined) {
+    const results: CheckResult[] = [
+      {
+        status: 'WARN',
+        name: 'certificate',
+        detail: `tls.certFile is not set: a self-signed certificate will be generated in ${path.resolve(stateDir)} (browsers will not trust it)`,
+        fix: 'set tls.certFile and tls.keyFile (or SSL_CERT_PATH / SSL_KEY_PATH)',
+      },
+    ];
+    const dir = path.resolve(stateDir);
+    try {
+      // The directory, or its parent when it does not exist yet, must be writable to store the pair.
+      let probe = dir;
+      for (;;) {
+        try {
+          accessSync(probe, fsConstants.F_OK);
+          break;
+        } catch {
+          const up = path.dirname(probe);
+          if (up === probe) break;
+          probe = up;
+        }
+      }
+      accessSync(probe, fsConstants.W_OK);
+    } catch {
+      results.push({ status: 'FAIL', name: 'state-dir', detail: `tls.stateDir ${dir} is not writable`, fix: 'create it for the quiclb user (StateDirectory=quiclb in tuning/quiclb.service)' });
+    }
+    return results;
+  }
+  const { result, cert } = certCheckOfFile(certFile, now);
+  const results = [result];
+  if (cert) {
+    results.push(keyCheck(cert, keyFile));
+    if (config.moodle.wwwRoot) {
+      const host = hostCheck(cert, config.moodle.wwwRoot);
+      if (host) results.push(host);
+    }
+  }
+  return results;
+}
