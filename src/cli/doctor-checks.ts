@@ -277,7 +277,7 @@ function certCheckOfFile(certFile: string, now: number): { result: CheckResult; 
   const days = Math.floor((to.getTime() - now) / DAY_MS);
   let result: CheckResult;
   if (to.getTime() <= now) {
-    result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) expired on ${to.toISOString()}, ${-days} day(s) ago`, fix: renew };
+    result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) expired on ${to.toISOString()}, ${Math.floor((now - to.getTime()) / DAY_MS)} day(s) ago`, fix: renew };
   } else if (from.getTime() > now) {
     result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) is not valid before ${from.toISOString()}`, fix: 'check the host clock (timedatectl) or the certificate' };
   } else if (days < CERT_WARN_DAYS) {

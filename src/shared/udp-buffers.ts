@@ -36,21 +36,26 @@ function usable(reported: number): number {
  * Node sets SO_RCVBUF (not SO_RCVBUFFORCE), so the cap net.core.rmem_max / wmem_max applies even to root.
  */
 export function checkUdpBuffers(socket: dgram.Socket, wanted: number): UdpBufferCheck {
-  const read = () => {
-    const rcvKernel = socket.getRecvBufferSize();
-    const sndKernel = socket.getSendBufferSize();
-    return { rcvKernel, sndKernel, rcv: usable(rcvKernel), snd: usable(sndKernel) };
-  };
-  if (wanted <= 0) return { ok: true, ...read() };
   let setError: string | undefined;
-  try {
-    socket.setRecvBufferSize(wanted);
-    socket.setSendBufferSize(wanted);
-  } catch (err) {
-    // ERR_SOCKET_BUFFER_SIZE: the socket is not bound yet, or the kernel refused the value outright.
-    setError = (err as Error).message;
+  if (wanted > 0) {
+    try {
+      socket.setRecvBufferSize(wanted);
+      socket.setSendBufferSize(wanted);
+    } catch (err) {
+      // ERR_SOCKET_BUFFER_SIZE: the socket is not bound yet, or the kernel refused the value outright.
+      setError = (err as Error).message;
+    }
   }
-  const got = read();
+  let rcvKernel: number;
+  let sndKernel: number;
+  try {
+    rcvKernel = socket.getRecvBufferSize();
+    sndKernel = socket.getSendBufferSize();
+  } catch (err) {
+    const message = `cannot read UDP buffer sizes (is the socket bound?): ${setError ?? (err as Error).message}`;
+    return { ok: false, rcv: 0, snd: 0, rcvKernel: 0, sndKernel: 0, message };
+  }
+  const got = { rcvKernel, sndKernel, rcv: usable(rcvKernel), snd: usable(sndKernel) };
   const short: string[] = [];
   if (got.rcv < wanted) short.push(`receive ${got.rcv} bytes (capped by net.core.rmem_max)`);
   if (got.snd < wanted) short.push(`send ${got.snd} bytes (capped by net.core.wmem_max)`);

@@ -71,7 +71,6 @@ export async function startQuiclb(opts: StartOptions): Promise<QuiclbProcess> {
       server: { httpPort, httpsPort, bindAddress: '127.0.0.1', shutdownTimeout: '3s' },
       tls: { stateDir },
       logging: { level: 'info', format: 'json' },
-      quic: { enabled: false },
       healthCheck: { interval: '250ms', timeout: '250ms', healthyThreshold: 2, unhealthyThreshold: 2 },
     },
     opts.config,

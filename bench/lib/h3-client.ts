@@ -1,0 +1,471 @@
+// A small HTTP/3 client (RFC 9114) for the bench: quiche's sans-IO QUIC connection (the same binding quiclb
+// runs on) over one connected node:dgram socket, with quiclb's own HTTP/3 framing (src/http3/frames.ts) and
+// QPACK (src/http3/qpack). It opens the control stream with SETTINGS, sends requests as QPACK field sections
+// that never use the dynamic table (Required Insert Count 0; we advertise a zero-capacity table, so the peer
+// cannot use one either: RFC 9204 §3.2.3), multiplexes requests on bidirectional streams and reads responses
+// with the FrameReader. It is checked against Caddy (quic-go) in test/integration/bench.test.ts.
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { quiche, type QuicheConfig, type QuicheConnection, type HostPort } from '../../src/quic/quiche.ts';
+import { quicErrorCode } from '../../src/quic/errors.ts';
+import { FrameReader, encodeDataFrameHeader, encodeHeadersFrame, encodeSettingsFrame } from '../../src/http3/frames.ts';
+import { encodeFieldSection } from '../../src/http3/qpack/encoder.ts';
+import { QpackDecoder } from '../../src/http3/qpack/decoder.ts';
+import { SETTINGS_MAX_FIELD_SECTION_SIZE, SETTINGS_QPACK_BLOCKED_STREAMS, SETTINGS_QPACK_MAX_TABLE_CAPACITY } from '../../src/http3/settings.ts';
+import { H3_NO_ERROR } from '../../src/http3/errors.ts';
+import { VARINT_NEED_MORE, readVarint, varintLength } from '../../src/http3/varint.ts';
+
+export type H3ClientErrorCode =
+  | 'H3C_CONNECT_TIMEOUT'
+  | 'H3C_CLOSED'
+  | 'H3C_STREAM_RESET'
+  | 'H3C_PROTOCOL'
+  | 'H3C_TIMEOUT'
+  | 'H3C_GOAWAY';
+
+export class H3ClientError extends Error {
+  readonly code: H3ClientErrorCode;
+  constructor(code: H3ClientErrorCode, message: string) {
+    super(message);
+    this.name = 'H3ClientError';
+    this.code = code;
+  }
+}
+
+export interface H3ConnectOptions {
+  host: string;
+  port: number;
+  /** TLS SNI; default 'localhost'. The peer certificate is not verified (bench and interop checks only). */
+  servername?: string;
+  connectTimeoutMs?: number;
+  /** quiche's max_udp_payload_size (RFC 9000 §18.2); default 1350 as quiclb. */
+  maxUdpPayloadSize?: number;
+}
+
+export interface H3RequestOptions {
+  method?: string;
+  path: string;
+  /** :authority; default host:port. */
+  authority?: string;
+  headers?: Array<[string, string]>;
+  body?: Uint8Array;
+  /** Keep the body bytes (default false: only count them, as the load generator does). */
+  collectBody?: boolean;
+  timeoutMs?: number;
+}
+
+export interface H3Response {
+  status: number;
+  headers: Array<[string, string]>;
+  bytes: number;
+  body?: Buffer;
+}
+
+// RFC 9114 §6.2 / RFC 9204 §4.2 unidirectional stream types.
+const UNI_CONTROL = 0x00;
+const UNI_QPACK_ENCODER = 0x02;
+// Client-initiated unidirectional stream ids (RFC 9000 §2.1): 2, 6, 10.
+const CONTROL_STREAM_ID = 2;
+const MAX_FIELD_SECTION = 65536;
+const RECV_BUF = 65536;
+
+interface PendingRequest {
+  streamId: number;
+  reader: FrameReader;
+  status: number;
+  headers: Array<[string, string]>;
+  bytes: number;
+  chunks: Buffer[] | undefined;
+  /** Bytes not yet accepted by quiche (flow control), sent when the stream becomes writable. */
+  out: Uint8Array[];
+  fin: boolean;
+  resolve: (r: H3Response) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface PeerUniStream {
+  type: number;
+  reader: FrameReader | undefined;
+}
+
+const configs = new Map<number, QuicheConfig>();
+
+/** One quiche Config per payload size and thread: building one loads BoringSSL state. */
+function clientConfig(maxUdpPayload: number): QuicheConfig {
+  let c = configs.get(maxUdpPayload);
+  if (c) return c;
+  c = new quiche.Config();
+  c.verifyPeer(false);
+  c.setApplicationProtos(['h3']);
+  c.setMaxIdleTimeout(30_000);
+  c.setMaxRecvUdpPayloadSize(maxUdpPayload);
+  c.setMaxSendUdpPayloadSize(maxUdpPayload);
+  c.setInitialMaxData(32 * 1024 * 1024);
+  c.setInitialMaxStreamDataBidiLocal(4 * 1024 * 1024);
+  c.setInitialMaxStreamDataBidiRemote(1024 * 1024);
+  c.setInitialMaxStreamDataUni(1024 * 1024);
+  c.setInitialMaxStreamsBidi(0);
+  c.setInitialMaxStreamsUni(16);
+  c.setDisableActiveMigration(true);
+  configs.set(maxUdpPayload, c);
+  return c;
+}
+
+export class H3Connection {
+  private readonly sock: dgram.Socket;
+  private readonly conn: QuicheConnection;
+  private readonly local: HostPort;
+  private readonly peer: HostPort;
+  private readonly authority: string;
+  private readonly sendBuf: Buffer;
+  private readonly recvBuf = Buffer.allocUnsafe(RECV_BUF);
+  private readonly decoder = new QpackDecoder({ maxTableCapacity: 0, maxBlockedStreams: 0, maxFieldSectionSize: MAX_FIELD_SECTION });
+  private readonly requests = new Map<number, PendingRequest>();
+  private readonly peerUni = new Map<number, PeerUniStream>();
+  /** Requests waiting for stream credit (quiche StreamLimit): bounded by the caller's own concurrency. */
+  private readonly waiting: Array<() => void> = [];
+  private nextStreamId = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private established = false;
+  private closed = false;
+  private goaway = false;
+  private onEstablished: (() => void) | undefined;
+  private onFail: ((e: Error) => void) | undefined;
+  /** Why the connection ended, for requests that fail after it. */
+  private closeReason = '';
+
+  private constructor(sock: dgram.Socket, local: HostPort, peer: HostPort, servername: string, maxUdpPayload: number) {
+    this.sock = sock;
+    this.local = local;
+    this.peer = peer;
+    this.authority = `${peer.host}:${peer.port}`;
+    this.sendBuf = Buffer.allocUnsafe(maxUdpPayload);
+    this.conn = quiche.Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload));
+    sock.on('message', (msg) => this.onDatagram(msg));
+    sock.on('error', (err) => this.fail(new H3ClientError('H3C_CLOSED', `UDP socket error: ${err.message}`)));
+  }
+
+  /** Connects and completes the QUIC handshake; the control stream is opened right after. */
+  static async connect(opts: H3ConnectOptions): Promise<H3Connection> {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, '127.0.0.1', () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve) => sock.connect(opts.port, opts.host, () => resolve()));
+    const local = { host: '127.0.0.1', port: sock.address().port };
+    const h = new H3Connection(sock, local, { host: opts.host, port: opts.port }, opts.servername ?? 'localhost', opts.maxUdpPayloadSize ?? 1350);
+    const timeoutMs = opts.connectTimeoutMs ?? 5000;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        h.fail(new H3ClientError('H3C_CONNECT_TIMEOUT', `no QUIC handshake with ${opts.host}:${opts.port} in ${timeoutMs} ms`));
+      }, timeoutMs);
+      h.onEstablished = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      h.onFail = (e) => {
+        clearTimeout(t);
+        reject(e);
+      };
+      h.flush();
+    });
+    h.onFail = undefined;
+    return h;
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && !this.goaway;
+  }
+
+  /** Sends one request and resolves with the whole response (status, headers, body length). */
+  request(opts: H3RequestOptions): Promise<H3Response> {
+    if (this.closed) return Promise.reject(new H3ClientError('H3C_CLOSED', `connection closed: ${this.closeReason}`));
+    if (this.goaway) return Promise.reject(new H3ClientError('H3C_GOAWAY', 'peer sent GOAWAY'));
+    return new Promise<H3Response>((resolve, reject) => {
+      const start = (): void => {
+        if (this.closed) {
+          reject(new H3ClientError('H3C_CLOSED', `connection closed: ${this.closeReason}`));
+          return;
+        }
+        const streamId = this.nextStreamId;
+        const fields: Array<[string, string]> = [
+          [':method', opts.method ?? 'GET'],
+          [':scheme', 'https'],
+          [':authority', opts.authority ?? this.authority],
+          [':path', opts.path],
+          ...(opts.headers ?? []),
+        ];
+        const out: Uint8Array[] = [encodeHeadersFrame(encodeFieldSection(fields))];
+        if (opts.body && opts.body.length > 0) out.push(encodeDataFrameHeader(opts.body.length), opts.body);
+        const req: PendingRequest = {
+          streamId,
+          reader: new FrameReader(MAX_FIELD_SECTION),
+          status: 0,
+          headers: [],
+          bytes: 0,
+          chunks: opts.collectBody ? [] : undefined,
+          out,
+          fin: true,
+          resolve,
+          reject,
+          timer: undefined,
+        };
+        // The first write opens the stream; StreamLimit means the peer's MAX_STREAMS is used up: wait for credit.
+        if (!this.writeStream(req, true)) {
+          this.waiting.push(start);
+          return;
+        }
+        this.nextStreamId += 4;
+        this.requests.set(streamId, req);
+        if (opts.timeoutMs) {
+          req.timer = setTimeout(() => this.finishRequest(req, new H3ClientError('H3C_TIMEOUT', `no response in ${opts.timeoutMs} ms`)), opts.timeoutMs);
+        }
+        this.flush();
+      };
+      start();
+    });
+  }
+
+  /** Closes with H3_NO_ERROR (RFC 9114 §5.2) without waiting for the draining period. */
+  close(): void {
+    if (this.closed) return;
+    try {
+      this.conn.close(true, H3_NO_ERROR, new Uint8Array(0));
+    } catch {
+      // already closing
+    }
+    this.flush();
+    this.teardown('closed by client');
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  private onDatagram(msg: Buffer): void {
+    if (this.closed) return;
+    try {
+      // recv() decrypts in place; msg is ours alone.
+      this.conn.recv(msg, { from: this.peer, to: this.local });
+    } catch {
+      // A packet quiche rejects (e.g. undecryptable after close) is dropped, as RFC 9000 §12.2 allows.
+    }
+    this.afterInput();
+  }
+
+  private afterInput(): void {
+    if (!this.established && this.conn.isEstablished()) {
+      this.established = true;
+      this.openControlStream();
+      this.onEstablished?.();
+      this.onEstablished = undefined;
+    }
+    if (this.established) {
+      if (this.conn.isReadable()) this.readStreams();
+      this.writePending();
+    }
+    this.flush();
+    if (this.conn.isClosed()) this.onConnectionClosed();
+  }
+
+  private openControlStream(): void {
+    const settings = encodeSettingsFrame([
+      [SETTINGS_QPACK_MAX_TABLE_CAPACITY, 0],
+      [SETTINGS_QPACK_BLOCKED_STREAMS, 0],
+      [SETTINGS_MAX_FIELD_SECTION_SIZE, MAX_FIELD_SECTION],
+    ]);
+    const data = new Uint8Array(1 + settings.length);
+    data[0] = UNI_CONTROL;
+    data.set(settings, 1);
+    // RFC 9114 §6.2.1: the control stream must never be closed, so no FIN.
+    this.conn.streamSend(CONTROL_STREAM_ID, data, false);
+  }
+
+  private readStreams(): void {
+    for (const id of this.conn.readable()) {
+      for (;;) {
+        let r: [number, boolean] | null;
+        try {
+          r = this.conn.streamRecv(id, this.recvBuf);
+        } catch (err) {
+          const req = this.requests.get(id);
+          if (req) this.finishRequest(req, new H3ClientError('H3C_STREAM_RESET', `stream ${id}: ${quicErrorCode(err)}`));
+          break;
+        }
+        if (r === null) break;
+        const [len, fin] = r;
+        const chunk = this.recvBuf.subarray(0, len);
+        if ((id & 0x3) === 0) this.onRequestStreamData(id, chunk, fin);
+        else this.onPeerUniData(id, chunk);
+        if (fin || len === 0) break;
+      }
+    }
+  }
+
+  private onRequestStreamData(id: number, chunk: Uint8Array, fin: boolean): void {
+    const req = this.requests.get(id);
+    if (!req) return;
+    try {
+      req.reader.push(chunk);
+      for (let f = req.reader.next(); f !== null; f = req.reader.next()) {
+        if (f.kind === 'headers') {
+          const fields = this.decoder.decodeFieldSection(id, f.payload);
+          if (fields === null) throw new H3ClientError('H3C_PROTOCOL', 'QPACK section blocked with a zero-capacity table');
+          const status = fields.find(([n]) => n === ':status');
+          // RFC 9114 §4.1: 1xx responses precede the final one; only the final status counts.
+          if (status && Number(status[1]) >= 200) {
+            req.status = Number(status[1]);
+            req.headers = fields;
+          }
+        } else if (f.kind === 'data') {
+          req.bytes += f.payload.length;
+          if (req.chunks) req.chunks.push(Buffer.from(f.payload));
+        }
+      }
+      if (fin) {
+        req.reader.finish();
+        if (req.status === 0) throw new H3ClientError('H3C_PROTOCOL', `stream ${id} ended without a response HEADERS frame`);
+        this.finishRequest(req, undefined);
+      }
+    } catch (err) {
+      this.finishRequest(req, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private onPeerUniData(id: number, chunk: Uint8Array): void {
+    let s = this.peerUni.get(id);
+    let data = chunk;
+    if (!s) {
+      const type = readVarint(chunk, 0);
+      if (type === VARINT_NEED_MORE) return; // a split type varint is too rare to handle in a bench client
+      s = { type, reader: type === UNI_CONTROL ? new FrameReader(MAX_FIELD_SECTION) : undefined };
+      this.peerUni.set(id, s);
+      data = chunk.subarray(varintLength(chunk[0]));
+    }
+    if (s.type === UNI_CONTROL && s.reader) {
+      s.reader.push(data);
+      for (let f = s.reader.next(); f !== null; f = s.reader.next()) {
+        // RFC 9114 §5.2: no new requests after GOAWAY; those in flight finish.
+        if (f.kind === 'goaway') this.goaway = true;
+      }
+    } else if (s.type === UNI_QPACK_ENCODER) {
+      this.decoder.feedEncoderStream(data);
+    }
+    // Decoder, push and reserved stream types: read and discarded (RFC 9114 §6.2: unknown types are ignored).
+  }
+
+  /** Writes as much of req.out as quiche accepts. false: the stream could not be opened (no stream credit). */
+  private writeStream(req: PendingRequest, opening: boolean): boolean {
+    while (req.out.length > 0) {
+      const buf = req.out[0];
+      const last = req.out.length === 1;
+      let n: number | null;
+      try {
+        n = this.conn.streamSend(req.streamId, buf, last && req.fin);
+      } catch (err) {
+        if (opening && quicErrorCode(err) === 'QUIC_STREAM_LIMIT') return false;
+        if (quicErrorCode(err) === 'QUIC_DONE') return true; // no capacity now: retried on the next input
+        this.finishRequest(req, new H3ClientError('H3C_STREAM_RESET', `stream ${req.streamId}: ${quicErrorCode(err)}`));
+        return true;
+      }
+      opening = false;
+      if (n === null) return true;
+      if (n < buf.length) {
+        req.out[0] = buf.subarray(n);
+        return true;
+      }
+      req.out.shift();
+    }
+    return true;
+  }
+
+  private writePending(): void {
+    for (const req of this.requests.values()) if (req.out.length > 0) this.writeStream(req, false);
+    if (this.waiting.length > 0) {
+      const w = this.waiting.splice(0, this.waiting.length);
+      for (const start of w) start();
+    }
+  }
+
+  private finishRequest(req: PendingRequest, err: Error | undefined): void {
+    if (!this.requests.delete(req.streamId)) return;
+    if (req.timer) clearTimeout(req.timer);
+    if (err) {
+      req.reject(err);
+      return;
+    }
+    req.resolve({ status: req.status, headers: req.headers, bytes: req.bytes, body: req.chunks ? Buffer.concat(req.chunks) : undefined });
+  }
+
+  private flush(): void {
+    if (this.closed) return;
+    for (;;) {
+      let r: ReturnType<QuicheConnection['send']>;
+      try {
+        r = this.conn.send(this.sendBuf);
+      } catch {
+        break;
+      }
+      if (r === null) break;
+      // dgram may send later: each datagram gets its own copy of the shared buffer.
+      this.sock.send(Buffer.from(this.sendBuf.subarray(0, r[0])));
+    }
+    this.armTimer();
+  }
+
+  private armTimer(): void {
+    const ms = this.conn.timeout();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (ms === null) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.conn.onTimeout();
+      this.afterInput();
+    }, ms);
+  }
+
+  private onConnectionClosed(): void {
+    const e = this.conn.peerError() ?? this.conn.localError();
+    const why = this.conn.isTimedOut() ? 'idle timeout' : e ? `${e.isApp ? 'application' : 'transport'} error 0x${e.errorCode.toString(16)} ${Buffer.from(e.reason).toString()}` : 'closed';
+    this.fail(new H3ClientError('H3C_CLOSED', `connection closed: ${why}`));
+  }
+
+  private fail(err: Error): void {
+    if (this.closed) return;
+    this.closeReason = err.message;
+    const onFail = this.onFail;
+    this.teardown(err.message);
+    for (const req of [...this.requests.values()]) this.finishRequest(req, err);
+    for (const start of this.waiting.splice(0, this.waiting.length)) start();
+    onFail?.(err);
+  }
+
+  private teardown(reason: string): void {
+    this.closed = true;
+    this.closeReason ||= reason;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    // A tick later, so the CONNECTION_CLOSE datagram just handed to dgram leaves first.
+    setImmediate(() => {
+      try {
+        this.sock.close();
+      } catch {
+        // already closed
+      }
+    });
+  }
+}
+
+/** One request on a fresh connection, closed afterwards (handshake + request + close). */
+export async function h3Fetch(opts: H3ConnectOptions & H3RequestOptions): Promise<H3Response> {
+  const c = await H3Connection.connect(opts);
+  try {
+    return await c.request(opts);
+  } finally {
+    c.close();
+  }
+}
