@@ -110,7 +110,11 @@ check() {
     echo "Make it permanent: sudo $0 --persist   (writes $PERSIST_FILE)"
     return 1
   fi
-  echo "All settings at or above the recommendation."
+  if ((missing > 0)); then
+    echo "All visible settings at or above the recommendation."
+  else
+    echo "All settings at or above the recommendation."
+  fi
 }
 
 # Returns non-zero when the kernel refuses (e.g. /proc/sys read-only inside a container).

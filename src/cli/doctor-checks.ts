@@ -52,10 +52,14 @@ export async function checkUdpBufferSizes(config: Config): Promise<CheckResult> 
   const wanted = config.quic.udpBufferSize;
   // A throwaway socket on an ephemeral loopback port: the cap is host-wide, and the configured port may be busy.
   const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => resolve());
+  const bindError = await new Promise<Error | undefined>((resolve) => {
+    socket.once('error', resolve);
+    socket.bind(0, '127.0.0.1', () => resolve(undefined));
   });
+  if (bindError) {
+    socket.close();
+    return { status: 'WARN', name, detail: `cannot open a UDP socket on 127.0.0.1 to measure: ${bindError.message}`, fix: `${tuning('sysctl.sh')} --check` };
+  }
   try {
     const r = checkUdpBuffers(socket, wanted);
     const caps = `net.core.rmem_max=${readSysctl('net.core.rmem_max') ?? '?'}, net.core.wmem_max=${readSysctl('net.core.wmem_max') ?? '?'}`;

@@ -1,0 +1,165 @@
+// Main-thread side of a measurement: splits a load over the piscina worker threads, shows progress, merges the
+// workers' histograms and measures the CPU time of the target's processes (from /proc) over the same window.
+import { Piscina } from 'piscina';
+import * as hdr from 'hdr-histogram-js';
+import type { LoadResult, LoadTask, Reuse } from './load-types.ts';
+import type { Endpoint, Target } from './targets.ts';
+import { cpuSeconds } from './procs.ts';
+
+export interface LoadSpec {
+  endpoints: Endpoint[];
+  method: 'GET' | 'POST';
+  path: string;
+  uploadBytes: number;
+  expectBytes: number;
+  reuse: Reuse;
+  /** Total concurrency over all threads. */
+  concurrency: number;
+  streams: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Total requests per second; 0 = closed loop. */
+  rate: number;
+}
+
+export interface Latency {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+export interface Measurement {
+  requests: number;
+  errors: number;
+  rps: number;
+  /** MiB/s of response (or upload) bodies. */
+  mibps: number;
+  /** Milliseconds. */
+  latency: Latency;
+  lateSends: number;
+  errorSamples: string[];
+  /** CPU used, in cores (1.0 = one core busy for the whole window). */
+  clientCpu: number;
+  targetCpu: number;
+  backendCpu: number;
+  durationS: number;
+}
+
+export class LoadRunner {
+  readonly threads: number;
+  private readonly pool: Piscina;
+
+  constructor(threads: number) {
+    this.threads = threads;
+    // atomics disabled: its idle wait would block the async load inside a worker (STYLE.md).
+    this.pool = new Piscina({
+      filename: new URL('./load-worker.ts', import.meta.url).href,
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 60_000,
+      maxQueue: threads * 2,
+      atomics: 'disabled',
+    });
+  }
+
+  /**
+   * Runs one measurement. `onProgress(elapsedS, completed)` is called about 4 times a second.
+   * `target` and `backendPids` give the processes whose CPU time is measured.
+   */
+  async run(spec: LoadSpec, target: Target, backendPids: () => number[], onProgress: (elapsedS: number, completed: number) => void): Promise<Measurement> {
+    const counters = new SharedArrayBuffer(8);
+    const view = new Int32Array(counters);
+    const threads = Math.max(1, Math.min(this.threads, spec.concurrency));
+    const tasks: Promise<LoadResult>[] = [];
+    let cpuT0 = 0;
+    let cpuB0 = 0;
+    const t0 = performance.now();
+    const cpuStart = setTimeout(() => {
+      cpuT0 = cpuSeconds(target.pids());
+      cpuB0 = cpuSeconds(backendPids());
+    }, spec.warmupMs);
+    const ticker = setInterval(() => onProgress((performance.now() - t0) / 1000, Atomics.load(view, 0)), 250);
+    for (let w = 0; w < threads; w++) {
+      // Spread concurrency and rate evenly; the first threads take the remainder.
+      const concurrency = Math.floor(spec.concurrency / threads) + (w < spec.concurrency % threads ? 1 : 0);
+      const task: LoadTask = {
+        endpoints: spec.endpoints,
+        method: spec.method,
+        path: spec.path,
+        uploadBytes: spec.uploadBytes,
+        expectBytes: spec.expectBytes,
+        reuse: spec.reuse,
+        concurrency,
+        streams: spec.streams,
+        warmupMs: spec.warmupMs,
+        durationMs: spec.durationMs,
+        rate: spec.rate / threads,
+        counters,
+        offset: w,
+      };
+      tasks.push(this.pool.run(task));
+    }
+    let results: LoadResult[];
+    try {
+      results = await Promise.all(tasks);
+    } finally {
+      clearInterval(ticker);
+      clearTimeout(cpuStart);
+    }
+    const windowS = spec.durationMs / 1000;
+    const targetCpu = (cpuSeconds(target.pids()) - cpuT0) / Math.max(windowS, (performance.now() - t0 - spec.warmupMs) / 1000);
+    const backendCpu = (cpuSeconds(backendPids()) - cpuB0) / Math.max(windowS, (performance.now() - t0 - spec.warmupMs) / 1000);
+    onProgress((performance.now() - t0) / 1000, Atomics.load(view, 0));
+    return merge(results, spec, targetCpu, backendCpu);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+function merge(results: LoadResult[], spec: LoadSpec, targetCpu: number, backendCpu: number): Measurement {
+  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  let requests = 0;
+  let errors = 0;
+  let bytes = 0;
+  let lateSends = 0;
+  let cpuUs = 0;
+  let elapsed = 0;
+  const errorSamples: string[] = [];
+  for (const r of results) {
+    hist.add(hdr.decodeFromCompressedBase64(r.histogram));
+    requests += r.requests;
+    errors += r.errors;
+    bytes += r.bytes;
+    lateSends += r.lateSends;
+    cpuUs += r.cpuUserUs + r.cpuSystemUs;
+    elapsed = Math.max(elapsed, r.elapsedMs);
+    for (const s of r.errorSamples) if (errorSamples.length < 5 && !errorSamples.includes(s)) errorSamples.push(s);
+  }
+  const ms = (us: number): number => Math.round(us) / 1000;
+  const durationS = spec.durationMs / 1000;
+  return {
+    requests,
+    errors,
+    rps: requests / durationS,
+    mibps: (spec.uploadBytes > 0 ? requests * spec.uploadBytes : bytes) / durationS / 1048576,
+    latency: {
+      p50: ms(hist.getValueAtPercentile(50)),
+      p90: ms(hist.getValueAtPercentile(90)),
+      p99: ms(hist.getValueAtPercentile(99)),
+      p999: ms(hist.getValueAtPercentile(99.9)),
+      max: ms(hist.maxValue),
+      mean: ms(hist.mean),
+    },
+    lateSends,
+    errorSamples,
+    clientCpu: cpuUs / 1e6 / Math.max(durationS, elapsed / 1000),
+    targetCpu,
+    backendCpu,
+    durationS,
+  };
+}

@@ -1,0 +1,93 @@
+// The scenario matrix: protocol x response size x connection reuse, plus a 1 MiB upload per protocol, each with
+// quiclb on 1 and 2 shards. Names read `<protocol>-<size>-<reuse>-<N>shard`, e.g. h2-64k-keepalive-1shard.
+import { BODY_SIZES, UPLOAD_PATH, type SizeName } from './backends.ts';
+import type { Reuse } from './load-types.ts';
+import { PROTOCOLS, type Protocol } from './targets.ts';
+
+export interface Scenario {
+  name: string;
+  protocol: Protocol;
+  /** 'small' | '64k' | '1m' for downloads, 'upload1m' for the 1 MiB POST. */
+  size: SizeName | 'upload1m';
+  reuse: Reuse;
+  shards: number;
+  method: 'GET' | 'POST';
+  path: string;
+  uploadBytes: number;
+  expectBytes: number;
+  /** In --quick, peers run on this scenario too (a few only, to stay under a minute). */
+  peersInQuick: boolean;
+}
+
+const UPLOAD_BYTES = 1048576;
+const UPLOAD_RESPONSE = 'ok\n'.length;
+
+/**
+ * The --quick subset: one representative of each axis, so every protocol, both reuse modes, the three sizes, the
+ * upload and both shard counts appear once. Peers run on the three *-small-keepalive-1shard ones.
+ */
+export const QUICK_SET: ReadonlyArray<string> = [
+  'h1-small-keepalive-1shard',
+  'h1-small-keepalive-2shard',
+  'h1-1m-keepalive-1shard',
+  'h1tls-small-newconn-1shard',
+  'h2-small-keepalive-1shard',
+  'h2-64k-keepalive-2shard',
+  'h3-small-keepalive-1shard',
+  'h3-small-newconn-1shard',
+  'h1-upload1m-keepalive-1shard',
+];
+const QUICK_PEERS = new Set(['h1-small-keepalive-1shard', 'h2-small-keepalive-1shard', 'h3-small-keepalive-1shard']);
+
+export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
+  const out: Scenario[] = [];
+  for (const shards of shardCounts) {
+    for (const protocol of PROTOCOLS) {
+      for (const size of Object.keys(BODY_SIZES) as SizeName[]) {
+        for (const reuse of ['keepalive', 'newconn'] as const) {
+          const name = `${protocol}-${size}-${reuse}-${shards}shard`;
+          out.push({
+            name,
+            protocol,
+            size,
+            reuse,
+            shards,
+            method: 'GET',
+            path: `/${size}`,
+            uploadBytes: 0,
+            expectBytes: BODY_SIZES[size],
+            peersInQuick: QUICK_PEERS.has(name),
+          });
+        }
+      }
+      const name = `${protocol}-upload1m-keepalive-${shards}shard`;
+      out.push({
+        name,
+        protocol,
+        size: 'upload1m',
+        reuse: 'keepalive',
+        shards,
+        method: 'POST',
+        path: UPLOAD_PATH,
+        uploadBytes: UPLOAD_BYTES,
+        expectBytes: UPLOAD_RESPONSE,
+        peersInQuick: false,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Picks scenarios: `quick` keeps QUICK_SET; `filter` is a comma list of names or substrings (any matches).
+ * With both, the filter applies to the whole matrix (so --quick --scenario X runs X even outside the quick set).
+ */
+export function selectScenarios(opts: { quick: boolean; filter?: string; shards?: number[] }): Scenario[] {
+  const all = allScenarios(opts.shards);
+  if (opts.filter) {
+    const parts = opts.filter.split(',').map((s) => s.trim()).filter(Boolean);
+    return all.filter((s) => parts.some((p) => s.name === p || s.name.includes(p)));
+  }
+  if (opts.quick) return all.filter((s) => QUICK_SET.includes(s.name));
+  return all;
+}
