@@ -8,6 +8,9 @@ if (major < 24 || (major === 24 && minor < 21)) {
   );
   process.exit(1);
 }
+// Caches compiled (and type-stripped) modules on disk: the primary and every shard load the same files.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 const { main } = await import('../src/cli/main.ts');
 main(process.argv.slice(2)).catch((err) => {
   process.stderr.write(`quiclb: ${err?.stack ?? err}\n`);

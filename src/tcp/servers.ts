@@ -26,15 +26,20 @@ export class TcpFrontends {
   private readonly secure: http2.Http2SecureServer;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sockets = new Set<Socket>();
+  /** HTTP/1.1 request sockets (raw or TLS) -> requests in flight, so a drain can close idle keep-alives. */
+  private readonly h1InFlight = new Map<Socket, number>();
+  private readonly connectionKeys = new WeakMap<object, string>();
   private nextConnection = 0;
+  private draining = false;
   private readonly opts: TcpFrontendOptions;
 
   constructor(opts: TcpFrontendOptions) {
     this.opts = opts;
     const s = opts.config.server;
-    const keyFor = (socket: Socket): string => {
-      const key = (socket as Socket & { quiclbKey?: string }).quiclbKey;
-      return key ?? `tcp-${opts.shard}-${this.nextConnection++}`;
+    const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, scheme: 'http' | 'https') => {
+      const socket = req.socket as Socket;
+      if (req.httpVersionMajor === 1) this.trackH1(socket, res);
+      opts.onRequest(toFrontRequest(req, scheme, opts.shard, this.keyFor(socket)), toFrontResponse(res, s.writeTimeoutMs));
     };
     this.plain = http.createServer(
       {
@@ -43,7 +48,7 @@ export class TcpFrontends {
         headersTimeout: s.readTimeoutMs,
         keepAliveTimeout: s.idleTimeoutMs,
       },
-      (req, res) => opts.onRequest(toFrontRequest(req, 'http', opts.shard, keyFor(req.socket)), toFrontResponse(res, s.writeTimeoutMs)),
+      (req, res) => handle(req, res, 'http'),
     );
     this.plain.timeout = s.idleTimeoutMs;
     this.secure = http2.createSecureServer(
@@ -59,7 +64,7 @@ export class TcpFrontends {
         // Half the handshake work per stalled client: drop TLS that does not finish.
         handshakeTimeout: Math.min(s.readTimeoutMs, 10_000),
       } as http2.SecureServerOptions,
-      (req, res) => opts.onRequest(toFrontRequest(req, 'https', opts.shard, keyFor(req.socket as Socket)), toFrontResponse(res, s.writeTimeoutMs)),
+      (req, res) => handle(req, res, 'https'),
     );
     this.secure.setTimeout(s.idleTimeoutMs);
     this.secure.on('session', (session: http2.ServerHttp2Session) => {
@@ -72,6 +77,26 @@ export class TcpFrontends {
     this.plain.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       else socket.destroy();
+    });
+  }
+
+  private keyFor(socket: Socket): string {
+    let key = this.connectionKeys.get(socket);
+    if (!key) {
+      key = `tcp-${this.opts.shard}-${this.nextConnection++}`;
+      this.connectionKeys.set(socket, key);
+    }
+    return key;
+  }
+
+  private trackH1(socket: Socket, res: http.ServerResponse | http2.Http2ServerResponse): void {
+    if (!this.h1InFlight.has(socket)) socket.once('close', () => this.h1InFlight.delete(socket));
+    this.h1InFlight.set(socket, (this.h1InFlight.get(socket) ?? 0) + 1);
+    if (this.draining) (res as http.ServerResponse).shouldKeepAlive = false;
+    res.once('close', () => {
+      const left = (this.h1InFlight.get(socket) ?? 1) - 1;
+      this.h1InFlight.set(socket, left);
+      if (this.draining && left === 0) socket.end();
     });
   }
 
@@ -94,7 +119,13 @@ export class TcpFrontends {
 
   /** Stop new requests: HTTP/2 GOAWAY, HTTP/1.1 keep-alive ends after the current response. */
   drain(): void {
-    for (const session of this.sessions) session.goaway(http2.constants.NGHTTP2_NO_ERROR);
+    this.draining = true;
+    // GOAWAY, then close once the open streams are done (session.close() waits for them).
+    for (const session of this.sessions) {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR);
+      session.close();
+    }
+    for (const [socket, inFlight] of this.h1InFlight) if (inFlight === 0) socket.end();
     this.plain.closeIdleConnections();
     this.secure.close();
     this.plain.close();
