@@ -24,8 +24,10 @@ import {
 import { encodeCid, decodeCidShard } from '../quic/cid.ts';
 import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../quic/packet-header.ts';
 import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../quic/datagram-batch.ts';
-import { quiche } from '../quic/quiche.ts';
+import { isSupportedVersion, retryPacket, versionNegotiation } from './udp-stateless.ts';
+import { QUIC_MAX_SHARDS } from '../quic/quiche.ts';
 import { CidTable } from './cid-table.ts';
+import { checkUdpBuffers } from '../shared/udp-buffers.ts';
 import { RetryTokenMinter } from './udp-retry-token.ts';
 import { RetryCache, HandshakeRate } from './udp-retry-policy.ts';
 
@@ -66,7 +68,6 @@ export class UdpRouter {
   private readonly pending: number[];
   private readonly newInFlight: number[];
   private readonly hdr: ParsedHeader = newParsedHeader();
-  private readonly scratch = Buffer.allocUnsafe(1500);
   private socket4: dgram.Socket | undefined;
   private socket6: dgram.Socket | undefined;
   private localPort = 0;
@@ -78,11 +79,19 @@ export class UdpRouter {
     this.config = opts.config;
     this.state = opts.state;
     this.logger = opts.logger.child({ component: 'udp-router' });
-    this.shards = opts.shards;
     this.rate = new HandshakeRate(opts.config.quic.retryThreshold);
-    const n = Math.max(...opts.shards.map((s) => s.index + 1), 0);
+    // Only the first QUIC_MAX_SHARDS shards run QUIC (a limit of the quiche binding, see src/quic/quiche.ts).
+    const quicShards = opts.shards.filter((s) => s.index < QUIC_MAX_SHARDS);
+    this.shards = quicShards;
+    const n = Math.max(...quicShards.map((s) => s.index + 1), 0);
     this.byIndex = new Array<ShardPort | undefined>(n).fill(undefined);
-    for (const s of opts.shards) this.byIndex[s.index] = s;
+    for (const s of quicShards) this.byIndex[s.index] = s;
+    if (opts.shards.length > quicShards.length) {
+      this.logger.warn(
+        { quicShards: quicShards.length, shards: opts.shards.length },
+        'QUIC runs on the first shards only: the quiche binding is unsafe in more threads of one process',
+      );
+    }
     this.batches = Array.from({ length: n }, () => new DatagramBatchWriter());
     this.pending = new Array<number>(n).fill(0);
     this.newInFlight = new Array<number>(n).fill(0);
@@ -142,22 +151,10 @@ export class UdpRouter {
   private tuneBuffers(socket: dgram.Socket): void {
     const want = this.config.quic.udpBufferSize;
     if (!want) return;
-    try {
-      socket.setRecvBufferSize(want);
-      socket.setSendBufferSize(want);
-    } catch (err) {
-      this.logger.warn({ err, want }, 'cannot set UDP socket buffer sizes');
-      return;
-    }
-    // Linux doubles the request for bookkeeping and caps it at net.core.{r,w}mem_max.
-    const rcv = socket.getRecvBufferSize();
-    const snd = socket.getSendBufferSize();
-    if (rcv < want || snd < want) {
-      this.logger.warn(
-        { wantBytes: want, gotRecvBytes: rcv, gotSendBytes: snd },
-        'kernel granted smaller UDP buffers than quic.udpBufferSize; raise net.core.rmem_max / net.core.wmem_max',
-      );
-    }
+    // Linux doubles the request for bookkeeping and caps it at net.core.{r,w}mem_max; checkUdpBuffers
+    // undoes the doubling so the comparison is honest (the same check as `quiclb doctor`).
+    const r = checkUdpBuffers(socket, want);
+    if (!r.ok) this.logger.warn({ wantBytes: want, rcv: r.rcv, snd: r.snd }, r.message ?? 'UDP buffers smaller than quic.udpBufferSize; see tuning/sysctl.sh');
   }
 
   // ---- the per-datagram path -------------------------------------------------------------------
@@ -184,7 +181,7 @@ export class UdpRouter {
       this.state.addGlobal(G_DROP_BAD_HEADER);
       return;
     }
-    if (!quiche.versionIsSupported(h.version)) {
+    if (!isSupportedVersion(h.version)) {
       this.negotiateVersion(msg, len, address, port);
       return;
     }
@@ -330,19 +327,9 @@ export class UdpRouter {
       this.state.addGlobal(G_DROP_INITIAL_TOO_SHORT);
       return;
     }
-    let n: number;
-    try {
-      n = quiche.negotiateVersion(
-        msg.subarray(h.scidOff, h.scidOff + h.scidLen),
-        msg.subarray(h.dcidOff, h.dcidOff + h.dcidLen),
-        this.scratch,
-      );
-    } catch {
-      this.state.addGlobal(G_DROP_BAD_HEADER);
-      return;
-    }
+    const packet = versionNegotiation(msg.subarray(h.dcidOff, h.dcidOff + h.dcidLen), msg.subarray(h.scidOff, h.scidOff + h.scidLen));
     this.state.addGlobal(G_VERSION_NEGOTIATIONS);
-    this.sendRaw(Buffer.from(this.scratch.subarray(0, n)), address, port);
+    this.sendRaw(packet, address, port);
   }
 
   private sendRetry(msg: Buffer, address: string, port: number, now: number): void {
@@ -361,14 +348,7 @@ export class UdpRouter {
       }
       const retryScid = encodeCid(shard);
       const token = this.tokens.mint(address, odcid, retryScid);
-      let n: number;
-      try {
-        n = quiche.retry(scid, odcid, retryScid, token, h.version, this.scratch);
-      } catch {
-        this.state.addGlobal(G_DROP_BAD_HEADER);
-        return;
-      }
-      packet = Buffer.from(this.scratch.subarray(0, n));
+      packet = retryPacket(scid, odcid, retryScid, token, h.version);
       this.retryCache.set(cacheKey, packet, now);
     }
     this.state.addGlobal(G_QUIC_RETRIES);

@@ -88,4 +88,17 @@ describe('QPACK encoder (static table and literals only)', () => {
     ]);
     reader.finish();
   });
+
+  it('returns frames that stay intact when the writer is reused', () => {
+    const w = new FieldSectionWriter();
+    w.begin();
+    w.add(':status', '200');
+    const first = w.finishHeadersFrame();
+    const firstBytes = Uint8Array.from(first);
+    w.begin();
+    w.add(':status', '404');
+    w.add('x-long-header-name', 'a value long enough to overwrite the first frame');
+    w.finishHeadersFrame();
+    assert.deepEqual(Uint8Array.from(first), firstBytes);
+  });
 });

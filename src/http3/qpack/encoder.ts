@@ -50,7 +50,8 @@ export class FieldSectionWriter {
 
   /** The encoded field section alone. */
   finish(): Uint8Array {
-    return this.buf.subarray(FRAME_ROOM, this.pos).slice();
+    // A copy: Buffer#slice would return a view that the next section overwrites.
+    return new Uint8Array(this.buf.subarray(FRAME_ROOM, this.pos));
   }
 
   /** The section wrapped in a HEADERS frame (RFC 9114 §7.2.2). */
@@ -59,7 +60,7 @@ export class FieldSectionWriter {
     const start = FRAME_ROOM - 1 - varintSize(len);
     this.buf[start] = FRAME_HEADERS;
     writeVarint(this.buf, start + 1, len);
-    return this.buf.subarray(start, this.pos).slice();
+    return new Uint8Array(this.buf.subarray(start, this.pos));
   }
 
   /** Writes a string literal whose H flag sits just above `prefixBits`; returns the new position. */
