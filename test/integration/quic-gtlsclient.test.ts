@@ -93,35 +93,32 @@ test('a dead shard loses only its own connections', { timeout: 30_000 }, async (
     assert.ok(Date.now() < idle, 'earlier connections closed');
     await new Promise((r) => setTimeout(r, 50));
   }
-  const da = await freshDir('killA');
-  const db = await freshDir('killB');
-  // Two slow requests on two connections, the second started once the first is established:
-  // least-connections then has to put it on the other shard.
-  const total = () => h.state.shardGauge(0, S_QUIC_CONNECTIONS) + h.state.shardGauge(1, S_QUIC_CONNECTIONS);
-  const a = gtlsclient(h.port, ['/ka?delay=1500'], [`--download=${da}`, '--timeout=3s']);
-  const firstUp = Date.now() + 5000;
-  while (total() < 1) {
-    assert.ok(Date.now() < firstUp, 'the first connection arrived');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  const b = gtlsclient(h.port, ['/kb?delay=1500'], [`--download=${db}`, '--timeout=3s']);
-  const deadline = Date.now() + 5000;
-  while (h.state.shardGauge(0, S_QUIC_CONNECTIONS) < 1 || h.state.shardGauge(1, S_QUIC_CONNECTIONS) < 1) {
-    assert.ok(Date.now() < deadline, 'both shards got a connection');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const gaugesAtKill = [h.state.shardGauge(0, S_QUIC_CONNECTIONS), h.state.shardGauge(1, S_QUIC_CONNECTIONS)];
-  await h.killShard(1);
-  const [ra, rb] = await Promise.all([a, b]);
-  const bodies = await Promise.all(
-    [
-      [da, 'ka?delay=1500'],
-      [db, 'kb?delay=1500'],
-    ].map(([d, f]) => readFile(path.join(d, f), 'utf8').catch(() => '')),
+  // Several clients, each with a fast request that reports its shard and a slow one still in flight
+  // when shard 1 dies: the slow requests on shard 0 complete, those on shard 1 do not.
+  const clients = await Promise.all(['c0', 'c1', 'c2', 'c3'].map((n) => freshDir(`kill-${n}`)));
+  const runs = clients.map((d, i) =>
+    gtlsclient(h.port, [`/fast${i}`, `/slow${i}?delay=1500`], ['-n', '2', `--download=${d}`, '--timeout=3s']),
   );
-  const served = bodies.filter((s) => /shard=0/.test(s));
-  assert.equal(served.length, 1, `exactly the shard-0 request completes: ${JSON.stringify(bodies)} codes ${ra.code},${rb.code} gauges ${gaugesAtKill}`);
-  assert.ok(!bodies.some((s) => /shard=1/.test(s)));
+  const placed = await Promise.all(
+    clients.map(async (d, i) => {
+      const deadline = Date.now() + 8000;
+      for (;;) {
+        const body = await readFile(path.join(d, `fast${i}`), 'utf8').catch(() => '');
+        const m = /shard=(\d)/.exec(body);
+        if (m) return Number(m[1]);
+        assert.ok(Date.now() < deadline, `client ${i} got its first answer`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }),
+  );
+  assert.ok(placed.includes(0) && placed.includes(1), `least-connections spread the clients: ${placed}`);
+  await h.killShard(1);
+  await Promise.all(runs);
+  for (const [i, d] of clients.entries()) {
+    const slow = await readFile(path.join(d, `slow${i}?delay=1500`), 'utf8').catch(() => '');
+    if (placed[i] === 0) assert.match(slow, /shard=0/, `client ${i} on the surviving shard completes`);
+    else assert.equal(slow, '', `client ${i} on the dead shard loses its request`);
+  }
   // New connections keep working on the surviving shard.
   const d = await freshDir('afterKill');
   const r = await gtlsclient(h.port, ['/after'], [`--download=${d}`]);
