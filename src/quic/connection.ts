@@ -12,6 +12,8 @@ export interface QuicApp {
   goaway(): void;
   /** The connection is gone: abort whatever is still open. */
   closed(): void;
+  /** Requests whose response has not finished (a draining shard closes connections at 0). */
+  inFlight(): number;
 }
 
 export class QuicConn implements HeapEntry {

@@ -101,6 +101,10 @@ export class H3Frontend implements QuicApp {
     this.pumpUni();
   }
 
+  inFlight(): number {
+    return this.requests.size;
+  }
+
   closed(): void {
     if (this.dead) return;
     this.dead = true;

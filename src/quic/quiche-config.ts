@@ -1,7 +1,7 @@
 // quiche's Config built from quiclb's config.quic (one per shard; quiche Configs are not shared across
 // threads). The transport parameters it sets are RFC 9000 §18.2's.
 import type { Config } from '../config/types.ts';
-import { quiche, type QuicheConfig } from './quiche.ts';
+import { loadQuiche, type QuicheConfig } from './quiche.ts';
 import { QuicError, toQuicError } from './errors.ts';
 
 /** Our active_connection_id_limit (RFC 9000 §5.1.1): how many CIDs we accept from the peer. */
@@ -11,7 +11,7 @@ const MAX_STREAMS_UNI = 16;
 
 export function buildQuicheConfig(config: Config, certFile: string, keyFile: string): QuicheConfig {
   const q = config.quic;
-  const c = new quiche.Config();
+  const c = new (loadQuiche().Config)();
   try {
     c.loadCertChainFromPemFile(certFile);
     c.loadPrivKeyFromPemFile(keyFile);

@@ -122,10 +122,26 @@ export interface QuicheBinding {
   Header: { fromSlice(data: Uint8Array, dcidLen: number): QuicheHeader };
 }
 
-const require = createRequire(import.meta.url);
+/**
+ * How many threads of one process may use the binding at the same time. Measured (bench/quic-binding-threads.ts,
+ * gdb backtraces): its napi-rs 2.10 runtime releases the references it takes on Uint8Array arguments through
+ * one process-wide thread-safe function, the one of the thread that loaded it last; with three or more
+ * threads (or two shards plus the primary) a thread's references get deleted on another thread's isolate
+ * and the process dies (SIGSEGV in GlobalHandles::Destroy) within seconds of load. Two threads, loaded in
+ * either order and restarted one at a time, survived every run. So: the primary never loads it (its
+ * Retry / Version Negotiation are built in src/primary/udp-stateless.ts) and at most this many shards run
+ * QUIC; the router sends QUIC to no other shard.
+ */
+export const QUIC_MAX_SHARDS = 2;
 
-/** The binding is context-aware: each worker thread that imports this gets its own instance. */
-export const quiche: QuicheBinding = require('@matrixai/quic-linux-x64') as QuicheBinding;
+let binding: QuicheBinding | undefined;
+
+/** Loads the binding on first use (each thread gets its own instance: it is context-aware). */
+export function loadQuiche(): QuicheBinding {
+  if (binding === undefined) binding = createRequire(import.meta.url)('@matrixai/quic-linux-x64') as QuicheBinding;
+  return binding;
+}
 
 export const SHUTDOWN_READ = 0;
 export const SHUTDOWN_WRITE = 1;
+
