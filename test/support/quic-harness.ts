@@ -181,7 +181,15 @@ export interface ProcessResult {
 /** Runs a command with a hard time limit (SIGKILL), collecting its output. */
 export function runBounded(cmd: string, args: string[], timeoutMs: number): Promise<ProcessResult> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Own process group, so a timeout also ends the helpers a browser forks.
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const killGroup = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -189,10 +197,11 @@ export function runBounded(cmd: string, args: string[], timeoutMs: number): Prom
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      killGroup();
     }, timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      killGroup();
       resolve({ code, signal, stdout, stderr, timedOut });
     });
   });
