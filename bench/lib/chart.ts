@@ -19,8 +19,8 @@ const BAR_W = 300;
 const LAT_W = 420;
 const PAD = 20;
 const HEADER = 70;
-const LAT_MIN = 0.01; // ms
-const LAT_MAX = 100_000; // ms
+const LAT_MIN = 0.1; // ms
+const LAT_MAX = 10_000; // ms
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

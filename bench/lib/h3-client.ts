@@ -6,7 +6,8 @@
 // with the FrameReader. It is checked against Caddy (quic-go) in test/integration/bench.test.ts.
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { quiche, type QuicheConfig, type QuicheConnection, type HostPort } from '../../src/quic/quiche.ts';
+import { createRequire } from 'node:module';
+import type { HostPort, QuicheBinding, QuicheConfig, QuicheConnection } from '../../src/quic/quiche.ts';
 import { quicErrorCode } from '../../src/quic/errors.ts';
 import { FrameReader, encodeDataFrameHeader, encodeHeadersFrame, encodeSettingsFrame } from '../../src/http3/frames.ts';
 import { encodeFieldSection } from '../../src/http3/qpack/encoder.ts';
@@ -89,13 +90,23 @@ interface PeerUniStream {
   reader: FrameReader | undefined;
 }
 
+/**
+ * The binding, loaded on first use in this thread. It must not be loaded by more than two threads of a process
+ * (src/quic/quiche.ts, QUIC_MAX_SHARDS): the bench runs HTTP/3 load in a pool of at most two threads.
+ */
+let binding: QuicheBinding | undefined;
+function quiche(): QuicheBinding {
+  binding ??= createRequire(import.meta.url)('@matrixai/quic-linux-x64') as QuicheBinding;
+  return binding;
+}
+
 const configs = new Map<number, QuicheConfig>();
 
 /** One quiche Config per payload size and thread: building one loads BoringSSL state. */
 function clientConfig(maxUdpPayload: number): QuicheConfig {
   let c = configs.get(maxUdpPayload);
   if (c) return c;
-  c = new quiche.Config();
+  c = new (quiche().Config)();
   c.verifyPeer(false);
   c.setApplicationProtos(['h3']);
   c.setMaxIdleTimeout(30_000);
@@ -127,6 +138,8 @@ export class H3Connection {
   private readonly waiting: Array<() => void> = [];
   private nextStreamId = 0;
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
+  private processScheduled = false;
   private established = false;
   private closed = false;
   private goaway = false;
@@ -141,7 +154,7 @@ export class H3Connection {
     this.peer = peer;
     this.authority = `${peer.host}:${peer.port}`;
     this.sendBuf = Buffer.allocUnsafe(maxUdpPayload);
-    this.conn = quiche.Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload));
+    this.conn = quiche().Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload));
     sock.on('message', (msg) => this.onDatagram(msg));
     sock.on('error', (err) => this.fail(new H3ClientError('H3C_CLOSED', `UDP socket error: ${err.message}`)));
   }
@@ -157,6 +170,13 @@ export class H3Connection {
       });
     });
     await new Promise<void>((resolve) => sock.connect(opts.port, opts.host, () => resolve()));
+    // A 1 MiB response arrives faster than one event-loop turn drains it: room for bursts (capped by rmem_max).
+    try {
+      sock.setRecvBufferSize(4 * 1024 * 1024);
+      sock.setSendBufferSize(1024 * 1024);
+    } catch {
+      // the kernel's default then
+    }
     const local = { host: '127.0.0.1', port: sock.address().port };
     const h = new H3Connection(sock, local, { host: opts.host, port: opts.port }, opts.servername ?? 'localhost', opts.maxUdpPayloadSize ?? 1350);
     const timeoutMs = opts.connectTimeoutMs ?? 5000;
@@ -253,8 +273,18 @@ export class H3Connection {
     } catch {
       // A packet quiche rejects (e.g. undecryptable after close) is dropped, as RFC 9000 §12.2 allows.
     }
-    this.afterInput();
+    // One pass over streams, sends and the timer per burst of datagrams (libuv reads several per poll), not per
+    // datagram: a 1 MiB response is ~800 datagrams.
+    if (!this.processScheduled) {
+      this.processScheduled = true;
+      setImmediate(this.processBurst);
+    }
   }
+
+  private readonly processBurst = (): void => {
+    this.processScheduled = false;
+    if (!this.closed) this.afterInput();
+  };
 
   private afterInput(): void {
     if (!this.established && this.conn.isEstablished()) {
@@ -418,15 +448,25 @@ export class H3Connection {
 
   private armTimer(): void {
     const ms = this.conn.timeout();
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (ms === null) return;
-    this.timer = setTimeout(() => {
+    if (ms === null) {
+      if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
-      this.conn.onTimeout();
-      this.afterInput();
-    }, ms);
+      return;
+    }
+    // Keep the armed timer when the deadline moved by less than a millisecond (timeout() is whole ms anyway).
+    const at = performance.now() + ms;
+    if (this.timer && Math.abs(at - this.timerAt) < 1) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(this.onTimer, ms);
   }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    if (this.closed) return;
+    this.conn.onTimeout();
+    this.afterInput();
+  };
 
   private onConnectionClosed(): void {
     const e = this.conn.peerError() ?? this.conn.localError();

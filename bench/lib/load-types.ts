@@ -32,7 +32,7 @@ export interface LoadResult {
   requests: number;
   errors: number;
   bytes: number;
-  /** Fixed-rate mode: sends that left later than intended because `concurrency` requests were in flight. */
+  /** Fixed-rate mode: sends that left late because all `concurrency` slots were busy (server behind the rate). */
   lateSends: number;
   errorSamples: string[];
   /** This worker thread's CPU time during the measured window, microseconds. */

@@ -15,6 +15,7 @@ export class Progress {
     this.run++;
     const head = `[${this.run}/${this.total}] ${scenario} ${target}`;
     this.lastPrint = 0;
+    let finalShown = false;
     return (elapsedS, completed) => {
       const line = `${head} ${elapsedS.toFixed(1)}s/${plannedS.toFixed(1)}s ${completed} req`;
       if (this.tty) {
@@ -22,7 +23,9 @@ export class Progress {
         return;
       }
       const now = Date.now();
-      if (now - this.lastPrint >= 1000 || elapsedS >= plannedS) {
+      const final = elapsedS >= plannedS;
+      if ((now - this.lastPrint >= 1000 && !final) || (final && !finalShown)) {
+        finalShown ||= final;
         this.lastPrint = now;
         process.stderr.write(`${line}\n`);
       }

@@ -144,7 +144,7 @@ export async function startHaproxyPeer(env: PeerEnv): Promise<Target> {
   await writeFile(pem, Buffer.concat([await readFile(env.certFile), Buffer.from('\n'), await readFile(env.keyFile)]));
   const conf = `global
   nbthread ${env.workers}
-  maxconn 20000
+  maxconn 8000
   log stderr format short local0 warning
 defaults
   mode http
@@ -181,7 +181,6 @@ export async function startCaddyPeer(env: PeerEnv): Promise<Target> {
   }`;
   const conf = `{
   admin off
-  persist_config off
   auto_https disable_redirects
   skip_install_trust
   storage file_system ${d}/data
