@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian (12, bookworm) packages quiclb's tests and benchmarks drive: nginx and php-fpm for
-# the test backends, curl/h2load/gtlsclient/chromium as real clients, shellcheck for the scripts.
+# the test backends, curl/h2load/gtlsclient/chromium as real clients, shellcheck for the scripts, and
+# caddy/haproxy (the HTTP/3 interop server for the bench client, and the bench's peers).
 # Skips apt entirely when every tool is already there, so local runs stay fast.
 #
 #   scripts/ci-deps.sh            # as root, or a user with sudo
@@ -14,7 +15,7 @@ set -euo pipefail
 log() { printf '[ci-deps] %s\n' "$*"; }
 
 # Commands the tests run; php-fpm is matched by glob so any PHP minor version will do.
-TOOLS=(nginx php curl h2load gtlsclient chromium shellcheck openssl ps pgrep)
+TOOLS=(nginx php curl h2load gtlsclient chromium shellcheck openssl ps pgrep caddy haproxy)
 
 missing_tools() {
   local tool
@@ -84,6 +85,7 @@ PACKAGES=(
   curl nghttp2-client ngtcp2-client
   chromium fonts-liberation
   shellcheck openssl procps ca-certificates
+  caddy haproxy
 )
 # shellcheck disable=SC2206 # word splitting of the extra list is intended
 PACKAGES+=(${QUICLB_EXTRA_PKGS:-})
