@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPhpBackends } from '../support/php-backends.ts';
 import type { PhpBackendSet } from '../support/php-backends.ts';
-import { startQuiclb } from '../support/quiclb-process.ts';
+import { startQuiclb, freePort } from '../support/quiclb-process.ts';
 import { getJson, execFileP, insecureAgent } from '../support/http-client.ts';
 
 let php: PhpBackendSet;
@@ -94,4 +94,19 @@ test('SIGTERM drains an in-flight request and exits 0', async () => {
   const res = await slow;
   assert.equal(res.status, 200);
   assert.equal(await code, 0);
+});
+
+test('admin.port serves the admin endpoints only', async () => {
+  const adminPort = await freePort();
+  const lb = await startQuiclb({ config: { loadBalancer: { backendServers: backends() }, admin: { port: adminPort } } });
+  try {
+    const stats = await getJson(`http://127.0.0.1:${adminPort}/stats`);
+    assert.equal(stats.status, 200);
+    assert.equal(stats.body.backends.length, 2);
+    const other = await getJson(`http://127.0.0.1:${adminPort}/index.php`);
+    assert.equal(other.status, 404);
+    assert.equal((await getJson(`http://127.0.0.1:${lb.httpPort}/index.php`)).status, 200);
+  } finally {
+    await lb.stop();
+  }
 });

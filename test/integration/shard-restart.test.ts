@@ -1,0 +1,57 @@
+// A shard that dies is restarted by the primary, counted in /stats, and the other shard keeps serving.
+// Runs the real primary in this process (startPrimary) so the test can kill one worker thread.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { request, Agent } from 'undici';
+import pino from 'pino';
+import { startPrimary } from '../../src/primary/primary.ts';
+import { validateConfig } from '../../src/config/load.ts';
+import { startDemoBackend } from '../../src/demo/backends.ts';
+import { S_ALIVE, G_SHARD_RESTARTS } from '../../src/shared/state.ts';
+import { freePort } from '../support/quiclb-process.ts';
+
+test('a killed shard is restarted and counted; the other shard keeps its connection', { timeout: 60_000 }, async () => {
+  const backend = await startDemoBackend('b1', 0);
+  const config = validateConfig({
+    server: { httpPort: await freePort(), httpsPort: await freePort(), bindAddress: '127.0.0.1', shutdownTimeout: '2s' },
+    tls: { stateDir: path.join(await mkdtemp(path.join(tmpdir(), 'quiclb-restart-')), 'state') },
+    quic: { enabled: false },
+    healthCheck: { enabled: false },
+    logging: { level: 'silent', accessLog: false },
+    loadBalancer: { backendServers: [{ id: 'b1', host: '127.0.0.1', port: backend.port }] },
+  });
+  const primary = await startPrimary({ config, workers: 2, logger: pino({ level: 'silent' }) });
+  const url = `http://127.0.0.1:${config.server.httpPort}/`;
+  try {
+    // Two keep-alive connections: least-connections dispatch puts one on each shard.
+    const a = new Agent({ connections: 1, pipelining: 1 });
+    const b = new Agent({ connections: 1, pipelining: 1 });
+    const get = async (agent: Agent) => {
+      const res = await request(url, { dispatcher: agent });
+      await res.body.text();
+      return res.statusCode;
+    };
+    assert.equal(await get(a), 200);
+    assert.equal(await get(b), 200);
+    assert.equal(primary.state.shardGauge(0, S_ALIVE) + primary.state.shardGauge(1, S_ALIVE), 2);
+    await primary.supervisor.kill(1);
+    const deadline = Date.now() + 15_000;
+    while (!(primary.supervisor.alive(1) && primary.state.globalCounter(G_SHARD_RESTARTS) === 1n)) {
+      assert.ok(Date.now() < deadline, 'shard 1 came back');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Whichever connection lived on shard 0 still works; new connections work on both shards.
+    const results = await Promise.allSettled([get(a), get(b)]);
+    assert.ok(results.some((r) => r.status === 'fulfilled' && r.value === 200));
+    const fresh = await Promise.all(Array.from({ length: 4 }, () => get(new Agent({ connections: 1 }))));
+    assert.deepEqual(fresh, [200, 200, 200, 200]);
+    const stats = await request(`http://127.0.0.1:${config.server.httpPort}/stats`);
+    assert.equal(((await stats.body.json()) as { shardRestarts: number }).shardRestarts, 1);
+  } finally {
+    await primary.stop();
+    await backend.close();
+  }
+});
