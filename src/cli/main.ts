@@ -112,6 +112,8 @@ export async function main(argv: string[]): Promise<void> {
         workers = Number(values.workers);
         if (!Number.isInteger(workers) || workers < 1) fail(`--workers: expected a positive integer, got "${values.workers}"`);
       }
+      // The newcomer's `npm start` (demo, no config file, a terminal) reads better as pretty lines.
+      if (values.demo && values.config === undefined && process.stdout.isTTY) config.logging.format = 'pretty';
       const logger = createLogger(config.logging);
       await runStart({ config, workers, demo: values.demo ?? false, logger, hasConfigFile: values.config !== undefined });
       return;
