@@ -32,6 +32,7 @@ export class ShardSupervisor {
   readonly shards: ShardHandle[] = [];
   private stopping = false;
   private nextSnapshot = 0;
+  private tieBreak = 0;
   private readonly snapshotWaiters = new Map<number, (snapshot: string[]) => void>();
   private readonly opts: SupervisorOptions;
 
@@ -111,15 +112,21 @@ export class ShardSupervisor {
     return true;
   }
 
-  /** The alive shard with the fewest open connections (SharedArrayBuffer gauge the shards keep). */
+  /**
+   * The alive shard with the fewest open connections (SharedArrayBuffer gauge the shards keep). Ties go
+   * round robin, so short sequential connections spread instead of always landing on shard 0.
+   */
   leastLoaded(): number {
     let best = -1;
     let bestLoad = Infinity;
-    for (const h of this.shards) {
-      if (!this.alive(h.index)) continue;
-      const load = this.opts.state.shardGauge(h.index, S_CONNECTIONS);
+    const n = this.shards.length;
+    const start = this.tieBreak++ % n;
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n;
+      if (!this.alive(i)) continue;
+      const load = this.opts.state.shardGauge(i, S_CONNECTIONS);
       if (load < bestLoad) {
-        best = h.index;
+        best = i;
         bestLoad = load;
       }
     }

@@ -12,6 +12,7 @@ import { validateConfig } from '../../src/config/load.ts';
 import { startDemoBackend } from '../../src/demo/backends.ts';
 import { S_ALIVE, G_SHARD_RESTARTS } from '../../src/shared/state.ts';
 import { freePort } from '../support/quiclb-process.ts';
+import { execFileP } from '../support/http-client.ts';
 
 test('a killed shard is restarted and counted; the other shard keeps its connection', { timeout: 60_000 }, async () => {
   const backend = await startDemoBackend('b1', 0);
@@ -49,7 +50,32 @@ test('a killed shard is restarted and counted; the other shard keeps its connect
     const fresh = await Promise.all(Array.from({ length: 4 }, () => get(new Agent({ connections: 1 }))));
     assert.deepEqual(fresh, [200, 200, 200, 200]);
     const stats = await request(`http://127.0.0.1:${config.server.httpPort}/stats`);
-    assert.equal(((await stats.body.json()) as { shardRestarts: number }).shardRestarts, 1);
+    const body = (await stats.body.json()) as { shardRestarts: number; shards: Array<{ index: number; requests: number }> };
+    assert.equal(body.shardRestarts, 1);
+
+  } finally {
+    await primary.stop();
+    await backend.close();
+  }
+});
+
+test('short sequential connections spread over every shard (least connections, ties round robin)', { timeout: 60_000 }, async () => {
+  const backend = await startDemoBackend('b1', 0);
+  const config = validateConfig({
+    server: { httpPort: await freePort(), httpsPort: await freePort(), bindAddress: '127.0.0.1', shutdownTimeout: '2s' },
+    tls: { stateDir: path.join(await mkdtemp(path.join(tmpdir(), 'quiclb-spread-')), 'state') },
+    quic: { enabled: false },
+    healthCheck: { enabled: false },
+    logging: { level: 'silent', accessLog: false },
+    loadBalancer: { backendServers: [{ id: 'b1', host: '127.0.0.1', port: backend.port }] },
+  });
+  const primary = await startPrimary({ config, workers: 3, logger: pino({ level: 'silent' }) });
+  try {
+    // curl opens and closes one connection per run, so every accept sees idle shards.
+    for (let i = 0; i < 9; i++) await execFileP('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${config.server.httpPort}/`]);
+    const stats = await request(`http://127.0.0.1:${config.server.httpPort}/stats`);
+    const body = (await stats.body.json()) as { shards: Array<{ index: number; requests: number }> };
+    assert.ok(body.shards.every((sh) => sh.requests >= 2), JSON.stringify(body.shards));
   } finally {
     await primary.stop();
     await backend.close();
