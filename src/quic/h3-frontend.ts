@@ -12,6 +12,9 @@ import type { QuicApp, QuicConn } from './connection.ts';
 import { SHUTDOWN_READ, SHUTDOWN_WRITE } from './quiche.ts';
 import { StreamWriter } from './stream-writer.ts';
 import { quicErrorCode, toQuicError } from './errors.ts';
+import { encodeDataFrameHeader } from '../http3/frames.ts';
+
+const EMPTY_DATA_FRAME = encodeDataFrameHeader(0);
 
 /** Response bytes buffered per stream before the Writable waits (about one default stream window). */
 const MAX_BUFFERED_RESPONSE = 256 * 1024;
@@ -310,6 +313,11 @@ export class H3Frontend implements QuicApp {
       },
       final: (cb) => {
         if (s.aborted || this.dead) return cb(new Error('HTTP/3 stream aborted'));
+        // quiche 0.18 never flushes a FIN written alone (stream_send with an empty buffer) once the
+        // stream's earlier data has left: the response would hang unfinished (measured: backends whose
+        // chunked body ends in a later TCP segment). Carry the FIN on a zero-length DATA frame instead
+        // (RFC 9114 §7.2.1 allows an empty DATA frame).
+        if (!s.writer.hasPendingData) s.writer.push(EMPTY_DATA_FRAME);
         s.writer.end();
         s.finalCb = cb;
         this.drain(s.writer);

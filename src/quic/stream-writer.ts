@@ -20,6 +20,11 @@ export class StreamWriter {
     this.streamId = streamId;
   }
 
+  /** Bytes queued here that quiche has not taken yet. */
+  get hasPendingData(): boolean {
+    return this.head < this.chunks.length;
+  }
+
   get idle(): boolean {
     return this.head >= this.chunks.length && (!this.finWanted || this.finSent);
   }
