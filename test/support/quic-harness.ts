@@ -226,6 +226,7 @@ export async function chromiumFetch(
   spki: string,
   urlPath = '/',
   timeoutMs = 25_000,
+  extraArgs: string[] = [],
 ): Promise<{ result: ProcessResult; dom: string; netlog: string }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-chromium-'));
   const netlogFile = path.join(dir, 'netlog.json');
@@ -246,6 +247,7 @@ export async function chromiumFetch(
         `--origin-to-force-quic-on=127.0.0.1:${port}`,
         `--ignore-certificate-errors-spki-list=${spki}`,
         `--log-net-log=${netlogFile}`,
+        ...extraArgs,
         '--dump-dom',
         `https://127.0.0.1:${port}${urlPath}`,
       ],
