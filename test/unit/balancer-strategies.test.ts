@@ -5,6 +5,7 @@ import type { BackendConfig } from '../../src/config/types.ts';
 import { type Backend, backendsFromConfig } from '../../src/balancer/backend.ts';
 import { createStrategy } from '../../src/balancer/create-strategy.ts';
 import { hash64 } from '../../src/balancer/hash.ts';
+import { rng } from '../support/seeded-random.ts';
 
 function cfg(id: string, extra: Partial<BackendConfig> = {}): BackendConfig {
   return { id, host: '127.0.0.1', port: 8000, weight: 1, healthy: true, maxConnections: 0, group: 'default', ...extra };
@@ -26,17 +27,6 @@ function countPicks(pick: () => Backend | undefined, n: number): Map<string, num
   return counts;
 }
 
-/** Deterministic PRNG (mulberry32) so the IP sets are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomIps(n: number, seed: number): string[] {
   const r = rng(seed);

@@ -7,17 +7,8 @@ import { FrameReader, encodeHeadersFrame, encodeSettingsFrame } from '../../src/
 import { QpackDecoder } from '../../src/http3/qpack/decoder.ts';
 import { encodeFieldSection } from '../../src/http3/qpack/encoder.ts';
 import { huffmanDecode } from '../../src/http3/qpack/huffman.ts';
+import { rng } from '../support/seeded-random.ts';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ITERATIONS = 20_000;
 

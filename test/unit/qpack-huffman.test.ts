@@ -9,20 +9,11 @@ import {
   huffmanEncode,
   huffmanEncodedLength,
 } from '../../src/http3/qpack/huffman.ts';
+import { rng } from '../support/seeded-random.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const bytes = (h: string) => Uint8Array.from(Buffer.from(h, 'hex'));
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function expectFail(input: Uint8Array, code = QPACK_DECOMPRESSION_FAILED): void {
   assert.throws(() => huffmanDecode(input, code), (e: unknown) => e instanceof H3Error && e.code === code);
