@@ -48,10 +48,11 @@ export function createRequestHandler(opts: HandlerOptions): RequestHandler {
       );
     };
     const onAdminPort = adminPort > 0 && req.localPort === adminPort;
-    let adminStatus = 0;
+    // The admin endpoints answer on their own (some asynchronously: /stats gathers every shard's
+    // histograms); log when their status is known.
     const adminRes: FrontResponse = {
       respond: (status, headers) => {
-        adminStatus = status;
+        log(status, 'quiclb-admin');
         return res.respond(status, headers);
       },
       abort: (reason) => res.abort(reason),
@@ -60,12 +61,7 @@ export function createRequestHandler(opts: HandlerOptions): RequestHandler {
       },
       onClientAbort: (cb) => res.onClientAbort(cb),
     };
-    if (handleAdmin(req, adminRes, admin)) {
-      // Admin answers may be asynchronous (/stats gathers every shard's histograms).
-      res.onClientAbort(() => undefined);
-      queueMicrotask(() => log(adminStatus, 'quiclb-admin'));
-      return;
-    }
+    if (handleAdmin(req, adminRes, admin)) return;
     if (onAdminPort) {
       proxy.simple(res, 404, 'Not found: the admin port serves /health, /stats, /metrics and /api/test only.\n');
       log(404);
