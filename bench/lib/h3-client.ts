@@ -6,8 +6,7 @@
 // with the FrameReader. It is checked against Caddy (quic-go) in test/integration/bench.test.ts.
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type { HostPort, QuicheBinding, QuicheConfig, QuicheConnection } from '../../src/quic/quiche.ts';
+import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig, type QuicheConnection } from '../../src/quic/quiche.ts';
 import { quicErrorCode } from '../../src/quic/errors.ts';
 import { FrameReader, encodeDataFrameHeader, encodeHeadersFrame, encodeSettingsFrame } from '../../src/http3/frames.ts';
 import { encodeFieldSection } from '../../src/http3/qpack/encoder.ts';
@@ -90,15 +89,8 @@ interface PeerUniStream {
   reader: FrameReader | undefined;
 }
 
-/**
- * The binding, loaded on first use in this thread. It must not be loaded by more than two threads of a process
- * (src/quic/quiche.ts, QUIC_MAX_SHARDS): the bench runs HTTP/3 load in a pool of at most two threads.
- */
-let binding: QuicheBinding | undefined;
-function quiche(): QuicheBinding {
-  binding ??= createRequire(import.meta.url)('@matrixai/quic-linux-x64') as QuicheBinding;
-  return binding;
-}
+/** The binding (the thread-safe copy when there is one), loaded on first use in this thread. */
+const quiche = (): QuicheBinding => loadQuiche();
 
 const configs = new Map<number, QuicheConfig>();
 

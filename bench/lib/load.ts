@@ -5,6 +5,7 @@ import * as hdr from 'hdr-histogram-js';
 import type { LoadResult, LoadTask, Reuse } from './load-types.ts';
 import type { Endpoint, Target } from './targets.ts';
 import { cpuSeconds } from './procs.ts';
+import { quicheBindingFile } from '../../src/quic/quiche.ts';
 
 export interface LoadSpec {
   endpoints: Endpoint[];
@@ -49,10 +50,13 @@ export interface Measurement {
 }
 
 /**
- * The quiche binding must not be loaded by more than two threads of one process (src/quic/quiche.ts,
- * QUIC_MAX_SHARDS: napi-rs reference handling crashes beyond that), so HTTP/3 load runs in its own pool of 2.
+ * Threads that may run the HTTP/3 client: all of them with the thread-safe copy of the quiche binding
+ * (src/quic/quiche-binding-file.ts), one with the original (it crashes processes where more threads use it).
+ * HTTP/3 load runs in its own pool so that the HTTP/1.1 and HTTP/2 threads never load quiche.
  */
-export const H3_CLIENT_THREADS = 2;
+function h3ClientThreads(threads: number): number {
+  return quicheBindingFile().threadSafe ? threads : 1;
+}
 
 function newPool(threads: number): Piscina {
   // atomics disabled: its idle wait would block the async load inside a worker (STYLE.md).
@@ -85,9 +89,9 @@ export class LoadRunner {
     const counters = new SharedArrayBuffer(8);
     const view = new Int32Array(counters);
     const h3 = spec.endpoints[0].protocol === 'h3';
-    const maxThreads = h3 ? Math.min(this.threads, H3_CLIENT_THREADS) : this.threads;
+    const maxThreads = h3 ? h3ClientThreads(this.threads) : this.threads;
     const threads = Math.max(1, Math.min(maxThreads, spec.concurrency));
-    if (h3) this.h3Pool ??= newPool(Math.min(this.threads, H3_CLIENT_THREADS));
+    if (h3) this.h3Pool ??= newPool(h3ClientThreads(this.threads));
     const pool = h3 ? this.h3Pool! : this.pool;
     const tasks: Promise<LoadResult>[] = [];
     let cpuT0 = 0;

@@ -8,6 +8,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/types.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
+import { prepareQuicheBinding, type PrepareOptions } from '../quic/quiche-binding-file.ts';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
 
@@ -113,6 +114,20 @@ export function checkListenBacklog(): CheckResult {
   const detail = `net.core.somaxconn=${somaxconn}; quiclb listens with a backlog of ${LISTEN_BACKLOG}`;
   if (somaxconn >= LISTEN_BACKLOG) return { status: 'OK', name, detail };
   return { status: 'WARN', name, detail: `${detail}, which the kernel truncates`, fix: `sudo ${tuning('sysctl.sh')} --apply` };
+}
+
+/** Whether every shard can serve HTTP/3: the thread-safe copy of the quiche binding exists or can be written. */
+export function checkQuicheBinding(config: Config, files: Omit<PrepareOptions, 'dryRun'> = {}): CheckResult {
+  const name = 'quiche-binding';
+  if (!config.quic.enabled) return { status: 'OK', name, detail: 'quic.enabled is false; skipped' };
+  const b = prepareQuicheBinding({ ...files, dryRun: true });
+  if (b.threadSafe) return { status: 'OK', name, detail: `thread-safe copy: ${b.detail}; HTTP/3 on every shard` };
+  return {
+    status: 'WARN',
+    name,
+    detail: `${b.detail}; HTTP/3 would run on shard 0 only`,
+    fix: 'run `npm install` (or `npm ci`) as the owner of node_modules with @matrixai/quic-linux-x64 2.0.9 as pinned in package.json',
+  };
 }
 
 // ---- ports ---------------------------------------------------------------------------------------

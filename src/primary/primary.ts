@@ -6,6 +6,7 @@ import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, MAX_SHARDS } from '../shared/state.ts';
 import { ensureSelfSigned } from '../shared/tls-material.ts';
+import { quicheBindingFile } from '../quic/quiche.ts';
 import { SessionTable } from '../balancer/session-table.ts';
 import { ActiveHealthChecker } from '../health/active.ts';
 import type { UdpRouter } from './udp-router.ts';
@@ -30,6 +31,26 @@ export function defaultWorkerCount(): number {
   return Math.max(1, Math.min(MAX_SHARDS, os.availableParallelism()));
 }
 
+/**
+ * How many shards may run QUIC: all of them with the thread-safe copy of the quiche binding
+ * (src/quic/quiche-binding-file.ts), else only shard 0, the first and only thread that loads the original.
+ * Only files are read and written here: the primary never loads quiche.
+ */
+function quicShardCount(workers: number, logger: Logger): number {
+  const binding = quicheBindingFile();
+  if (binding.threadSafe) {
+    logger.debug({ file: binding.path, detail: binding.detail }, 'quiche binding: thread-safe copy');
+    return workers;
+  }
+  if (workers > 1) {
+    logger.warn(
+      { file: binding.path, reason: binding.detail, quicShards: 1, shards: workers },
+      'HTTP/3 runs on shard 0 only: the thread-safe copy of the quiche binding is missing (run `npm install` where node_modules is writable)',
+    );
+  }
+  return 1;
+}
+
 export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary> {
   const { config, logger } = opts;
   const workers = opts.workers ?? defaultWorkerCount();
@@ -46,10 +67,11 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   config.loadBalancer.backendServers.forEach((b, i) => state.initBackend(i, b.healthy));
   const sessions = new SessionTable();
   let router: UdpRouter | undefined;
+  const quicShards = config.quic.enabled ? quicShardCount(workers, logger) : 0;
 
   const supervisor = new ShardSupervisor({
     count: workers,
-    init: { workers, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile, startedAt: Date.now() },
+    init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile, startedAt: Date.now() },
     state,
     logger,
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),
@@ -71,6 +93,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
     const { UdpRouter } = await import('./udp-router.ts');
     router = new UdpRouter({
       config,
+      quicShards,
       state,
       logger,
       shards: supervisor.shards.map((h) => ({

@@ -25,7 +25,6 @@ import { encodeCid, decodeCidShard } from '../quic/cid.ts';
 import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../quic/packet-header.ts';
 import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../quic/datagram-batch.ts';
 import { isSupportedVersion, retryPacket, versionNegotiation } from './udp-stateless.ts';
-import { QUIC_MAX_SHARDS } from '../quic/quiche.ts';
 import { CidTable } from './cid-table.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
 import { RetryTokenMinter } from './udp-retry-token.ts';
@@ -51,6 +50,8 @@ export interface UdpRouterOptions {
   state: SharedState;
   logger: Logger;
   shards: ShardPort[];
+  /** Shards with an index below this run QUIC; the router sends datagrams to no other shard. */
+  quicShards: number;
 }
 
 export class UdpRouter {
@@ -80,18 +81,12 @@ export class UdpRouter {
     this.state = opts.state;
     this.logger = opts.logger.child({ component: 'udp-router' });
     this.rate = new HandshakeRate(opts.config.quic.retryThreshold);
-    // Only the first QUIC_MAX_SHARDS shards run QUIC (a limit of the quiche binding, see src/quic/quiche.ts).
-    const quicShards = opts.shards.filter((s) => s.index < QUIC_MAX_SHARDS);
+    // Shards 0..quicShards-1 run QUIC (all of them unless the quiche binding is the original, see primary.ts).
+    const quicShards = opts.shards.filter((s) => s.index < opts.quicShards);
     this.shards = quicShards;
     const n = Math.max(...quicShards.map((s) => s.index + 1), 0);
     this.byIndex = new Array<ShardPort | undefined>(n).fill(undefined);
     for (const s of quicShards) this.byIndex[s.index] = s;
-    if (opts.shards.length > quicShards.length) {
-      this.logger.warn(
-        { quicShards: quicShards.length, shards: opts.shards.length },
-        'QUIC runs on the first shards only: the quiche binding is unsafe in more threads of one process',
-      );
-    }
     this.batches = Array.from({ length: n }, () => new DatagramBatchWriter());
     this.pending = new Array<number>(n).fill(0);
     this.newInFlight = new Array<number>(n).fill(0);

@@ -20,7 +20,7 @@ import {
   G_DROP_SHARD_ERROR,
   G_DROP_SHORT_UNKNOWN_CID,
 } from '../shared/state.ts';
-import { loadQuiche, QUIC_MAX_SHARDS, type HostPort, type QuicheBinding, type QuicheConfig } from './quiche.ts';
+import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig } from './quiche.ts';
 import { buildQuicheConfig } from './quiche-config.ts';
 import { encodeCid, randomResetToken } from './cid.ts';
 import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from './packet-header.ts';
@@ -52,9 +52,8 @@ export class QuicEndpoint {
   private readonly logger: Logger;
   private readonly post: QuicEndpointOptions['post'];
   private readonly onRequest: RequestHandler;
-  /** Undefined on shards beyond QUIC_MAX_SHARDS: they never load quiche and the router sends them nothing. */
-  private readonly quiche: QuicheBinding | undefined;
-  private readonly qconfig: QuicheConfig | undefined;
+  private readonly quiche: QuicheBinding;
+  private readonly qconfig: QuicheConfig;
   /** Every CID (hex) of every connection: ours and, until the handshake moves on, the client's Initial DCID. */
   private readonly byCid = new Map<string, QuicConn>();
   private readonly live = new Set<QuicConn>();
@@ -78,9 +77,8 @@ export class QuicEndpoint {
     this.logger = opts.logger.child({ component: 'quic' });
     this.post = opts.post;
     this.onRequest = opts.onRequest;
-    const enabled = opts.config.quic.enabled && opts.shard < QUIC_MAX_SHARDS;
-    this.quiche = enabled ? loadQuiche() : undefined;
-    this.qconfig = enabled ? buildQuicheConfig(opts.config, opts.certFile, opts.keyFile) : undefined;
+    this.quiche = loadQuiche();
+    this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile);
     this.sendBuf = Buffer.allocUnsafe(Math.max(1200, opts.config.quic.maxUdpPayloadSize));
     this.localPort = opts.config.server.httpsPort;
     this.timers = new TimerDriver<QuicConn>(
@@ -91,7 +89,7 @@ export class QuicEndpoint {
 
   handleMessage(msg: any): boolean {
     if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string' || !msg.type.startsWith('quic:')) return false;
-    if (msg.type === 'quic:in' && msg.buf instanceof ArrayBuffer && this.quiche) this.receiveBatch(msg.buf, msg.len | 0, msg.n | 0, msg.lport | 0);
+    if (msg.type === 'quic:in' && msg.buf instanceof ArrayBuffer) this.receiveBatch(msg.buf, msg.len | 0, msg.n | 0, msg.lport | 0);
     return true;
   }
 
@@ -206,7 +204,7 @@ export class QuicEndpoint {
     const local: HostPort = { host: peer.host.includes(':') ? '::' : this.config.server.bindAddress, port: this.localPort };
     let conn;
     try {
-      conn = (this.quiche as QuicheBinding).Connection.accept(scid, odcid, local, peer, this.qconfig as QuicheConfig);
+      conn = this.quiche.Connection.accept(scid, odcid, local, peer, this.qconfig);
     } catch (err) {
       this.state.addGlobal(G_DROP_SHARD_ERROR);
       this.logger.debug({ err: toQuicError(err) }, 'quiche refused a new connection');

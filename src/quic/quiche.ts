@@ -3,6 +3,7 @@
 // (e.g. pathEventNext() returns null when empty, ReusedSourceConnectionId.seq is a BigInt).
 // Only the sans-IO native layer is used: sockets belong to the primary (src/primary/udp-router.ts).
 import { createRequire } from 'node:module';
+import { prepareQuicheBinding, type PreparedBinding } from './quiche-binding-file.ts';
 
 export interface HostPort {
   /** IP literal only (no host names). */
@@ -122,23 +123,21 @@ export interface QuicheBinding {
   Header: { fromSlice(data: Uint8Array, dcidLen: number): QuicheHeader };
 }
 
-/**
- * How many threads of one process may use the binding at the same time. Measured (bench/quic-binding-threads.ts,
- * gdb backtraces): its napi-rs 2.10 runtime releases the references it takes on Uint8Array arguments through
- * one process-wide thread-safe function, the one of the thread that loaded it last; with three or more
- * threads (or two shards plus the primary) a thread's references get deleted on another thread's isolate
- * and the process dies (SIGSEGV in GlobalHandles::Destroy) within seconds of load. Two threads, loaded in
- * either order and restarted one at a time, survived every run. So: the primary never loads it (its
- * Retry / Version Negotiation are built in src/primary/udp-stateless.ts) and at most this many shards run
- * QUIC; the router sends QUIC to no other shard.
- */
-export const QUIC_MAX_SHARDS = 2;
-
 let binding: QuicheBinding | undefined;
+let prepared: PreparedBinding | undefined;
+
+/**
+ * The binding file this thread loads or would load: the thread-safe copy when it can be had (see
+ * quiche-binding-file.ts), else the installed original, which only the first thread of a process may use.
+ */
+export function quicheBindingFile(): PreparedBinding {
+  prepared ??= prepareQuicheBinding();
+  return prepared;
+}
 
 /** Loads the binding on first use (each thread gets its own instance: it is context-aware). */
 export function loadQuiche(): QuicheBinding {
-  if (binding === undefined) binding = createRequire(import.meta.url)('@matrixai/quic-linux-x64') as QuicheBinding;
+  binding ??= createRequire(import.meta.url)(quicheBindingFile().path) as QuicheBinding;
   return binding;
 }
 

@@ -4,6 +4,8 @@ import type { Config } from '../config/types.ts';
 export interface ShardInit {
   shard: number;
   workers: number;
+  /** Shards 0..quicShards-1 run QUIC (src/primary/primary.ts quicShardCount). */
+  quicShards: number;
   config: Config;
   stateBuffer: SharedArrayBuffer;
   sessionBuffer: SharedArrayBuffer;

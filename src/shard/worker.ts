@@ -74,8 +74,8 @@ const tcp = new TcpFrontends({
   onConnectionClose: () => state.addShardGauge(shard, S_CONNECTIONS, -1),
 });
 
-// quiche is loaded only when QUIC is on.
-const quic: QuicEndpoint | undefined = config.quic.enabled
+// quiche is loaded only when QUIC is on for this shard.
+const quic: QuicEndpoint | undefined = config.quic.enabled && shard < init.quicShards
   ? new (await import('../quic/endpoint.ts')).QuicEndpoint({
       shard,
       config,

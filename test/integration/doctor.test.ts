@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile, readFile } from 'node:fs/promises';
+import { mkdtemp, writeFile, readFile, readdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -12,6 +13,8 @@ import dgram from 'node:dgram';
 import selfsigned from 'selfsigned';
 import { BIN, freePort } from '../support/quiclb-process.ts';
 import { checkUdpBuffers } from '../../src/shared/udp-buffers.ts';
+import { checkQuicheBinding } from '../../src/cli/doctor-checks.ts';
+import { validateConfig } from '../../src/config/load.ts';
 
 const DAY = 86_400_000;
 
@@ -103,6 +106,24 @@ test('a clean config (valid certificate, free ports) has no FAIL line and exits 
     assert.ok(ok.some((l) => l.startsWith(prefix)), `missing "${prefix}" in:\n${res.stdout}`);
   }
   assert.match(res.stdout, /certificate: .* valid until .* \((89|90) days\)/);
+  assert.match(res.stdout, /^OK    quiche-binding: thread-safe copy: .*HTTP\/3 on every shard$/m);
+});
+
+test('an unknown build of the quiche binding WARNs that HTTP/3 would run on shard 0 only, and writes nothing', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-doctor-'));
+  const original = path.join(dir, 'node.napi.node');
+  const target = path.join(dir, 'copy.node');
+  const bytes = Buffer.from(await readFile(createRequire(import.meta.url).resolve('@matrixai/quic-linux-x64')));
+  bytes[4096] ^= 1;
+  await writeFile(original, bytes);
+  const config = validateConfig({});
+  const r = checkQuicheBinding(config, { original, target });
+  assert.equal(r.status, 'WARN');
+  assert.match(r.detail, /unknown build .*shard 0 only/);
+  assert.match(r.fix ?? '', /npm install/);
+  await writeFile(original, await readFile(createRequire(import.meta.url).resolve('@matrixai/quic-linux-x64')));
+  assert.equal(checkQuicheBinding(config, { original, target }).status, 'OK');
+  assert.deepEqual((await readdir(dir)).sort(), ['node.napi.node'], 'doctor writes nothing');
 });
 
 test('a certificate expiring soon WARNs; a key from another pair FAILs', async () => {

@@ -113,7 +113,7 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
     alive: () => ready[index] && workers[index] !== undefined,
     post: (msg: unknown, transfer?: TransferListItem[]) => workers[index]?.postMessage(msg, transfer),
   }));
-  const router = new UdpRouter({ config, state, logger, shards });
+  const router = new UdpRouter({ config, state, logger, shards, quicShards: count });
   await router.listen();
   const port = router.address().port;
   // Shards learn the real port from the 'quic:in' messages; the config keeps 0.

@@ -15,7 +15,7 @@ interface Delivered {
   flags: number;
 }
 
-function setup(alive = [true, true]) {
+function setup(alive = [true, true], quicShards = alive.length) {
   const state = new SharedState();
   const delivered: Delivered[] = [];
   const shards: ShardPort[] = alive.map((_, index) => ({
@@ -25,7 +25,7 @@ function setup(alive = [true, true]) {
       readBatch(msg.buf, msg.len, (data, _h, _p, flags) => delivered.push({ shard: index, data: Buffer.from(data), flags }));
     },
   }));
-  const router = new UdpRouter({ config: quicTestConfig('/tmp'), state, logger: pino({ level: 'silent' }), shards });
+  const router = new UdpRouter({ config: quicTestConfig('/tmp'), state, logger: pino({ level: 'silent' }), shards, quicShards });
   return { state, router, delivered, alive };
 }
 
@@ -63,6 +63,16 @@ test('a new connection goes to the least-loaded shard, and all its Initials foll
   await tick();
   const per = [0, 1].map((s) => delivered.filter((d) => d.shard === s).length);
   assert.ok(Math.abs(per[0] - per[1]) <= 2, `spread ${per}`);
+});
+
+test('with quicShards 1 (the original quiche binding), every QUIC datagram goes to shard 0', async () => {
+  const { router, delivered, state } = setup([true, true, true], 1);
+  for (let i = 0; i < 6; i++) router.route(initial(randomBytes(8)), '127.0.0.1', 7100 + i);
+  router.route(Buffer.concat([Buffer.from([0x40]), encodeCid(2), randomBytes(30)]), '127.0.0.1', 7200);
+  await tick();
+  assert.equal(delivered.length, 6);
+  assert.deepEqual([...new Set(delivered.map((d) => d.shard))], [0]);
+  assert.equal(state.globalCounter(G_DROP_SHORT_UNKNOWN_CID), 1n, 'a CID naming a non-QUIC shard is dropped');
 });
 
 test('dead shards get nothing; undersized Initials are dropped', async () => {
