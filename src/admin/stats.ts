@@ -18,6 +18,7 @@ import {
   G_QUIC_HANDSHAKES,
   G_QUIC_MIGRATIONS,
   G_QUIC_NAT_REBINDINGS,
+  G_QUIC_OLD_PATH_PROBES,
   G_QUIC_RETRIES,
   G_REQ_HTTP1,
   G_REQ_HTTP2,
@@ -74,6 +75,7 @@ export interface Stats {
     handshakes: number;
     migrations: number;
     natRebindings: number;
+    oldPathProbes: number;
     retries: number;
     versionNegotiations: number;
     dropped: { unknownCid: number; badHeader: number; initialTooShort: number; queueFull: number; badToken: number; shardError: number };
@@ -118,6 +120,7 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
       handshakes: g(G_QUIC_HANDSHAKES),
       migrations: g(G_QUIC_MIGRATIONS),
       natRebindings: g(G_QUIC_NAT_REBINDINGS),
+      oldPathProbes: g(G_QUIC_OLD_PATH_PROBES),
       retries: g(G_QUIC_RETRIES),
       versionNegotiations: g(G_VERSION_NEGOTIATIONS),
       dropped: {

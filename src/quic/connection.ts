@@ -28,6 +28,11 @@ export class QuicConn implements HeapEntry {
   /** DCID (hex) of the latest packet from `peer`, and of the latest one from any other address. */
   peerDcid = '';
   otherDcid = '';
+  /**
+   * Peer addresses the client migrated away from (at most MAX_OLD_PATHS, newest last): quiche keeps their
+   * paths, and their loss recovery, after PeerMigrated (see QuicEndpoint.drainOldPaths).
+   */
+  oldPeers: HostPort[] = [];
   readonly local: HostPort;
   established = false;
   app: QuicApp | undefined;

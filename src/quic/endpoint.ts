@@ -17,6 +17,7 @@ import {
   G_QUIC_HANDSHAKES,
   G_QUIC_MIGRATIONS,
   G_QUIC_NAT_REBINDINGS,
+  G_QUIC_OLD_PATH_PROBES,
   G_DROP_SHARD_ERROR,
   G_DROP_SHORT_UNKNOWN_CID,
 } from '../shared/state.ts';
@@ -32,6 +33,8 @@ import { H3Frontend } from './h3-frontend.ts';
 
 /** Spare CIDs issued per connection beyond the peer's limit are pointless; this caps a loop on a bad peer. */
 const MAX_CID_ISSUE_PER_FLUSH = 8;
+/** Old paths drained per connection after migrations (QuicConn.oldPeers). */
+const MAX_OLD_PATHS = 2;
 const H3_NO_ERROR = 0x100;
 
 export interface QuicEndpointOptions {
@@ -342,6 +345,9 @@ export class QuicEndpoint {
           { conn: qc.key, from: `${from.host}:${from.port}`, to: `${to.host}:${to.port}`, cidChanged },
           rebinding ? 'QUIC NAT rebinding' : 'QUIC connection migrated',
         );
+        qc.oldPeers = qc.oldPeers.filter((p) => (p.host !== from.host || p.port !== from.port) && (p.host !== to.host || p.port !== to.port));
+        qc.oldPeers.push(from);
+        if (qc.oldPeers.length > MAX_OLD_PATHS) qc.oldPeers.shift();
         qc.peer = { host: to.host, port: to.port };
         qc.peerDcid = qc.otherDcid;
       } else {
@@ -361,10 +367,44 @@ export class QuicEndpoint {
         this.logger.debug({ err: toQuicError(err), conn: qc.key }, 'quiche send failed');
         return;
       }
-      if (r === null) return;
+      if (r === null) break;
       const [len, info] = r;
       if (!this.out.fits(len)) this.postOut();
       this.out.append(buf, len, info.to.host, info.to.port);
+    }
+    if (qc.oldPeers.length > 0) this.drainOldPaths(qc);
+  }
+
+  /**
+   * After a migration quiche 0.18 keeps the old path with its own loss recovery, and conn.send() only ever
+   * sends on the active path. A packet lost on the old path that carried no stream data (typically the
+   * MAX_STREAM_DATA the client waits for; it went to the address the client just left) is then never
+   * declared lost: ACKs of packets sent on the new path acknowledge nothing the old path's recovery sent,
+   * so its loss detection never runs, and its PTO probe waits for a send on the old path. The client stays blocked by flow control until the idle timeout (measured:
+   * gtlsclient --nat-rebinding uploading 4 MiB through the proxy hung in 13 of 80 runs with tracing on).
+   * So the old paths are drained too, and what quiche sends there goes to the client's current address:
+   * the old one is gone (NAT rebinding, network change), and the client's ACK of the probe lets quiche
+   * declare the lost packet lost and resend its frames on the active path.
+   */
+  private drainOldPaths(qc: QuicConn): void {
+    const conn = qc.conn;
+    const buf = this.sendBuf;
+    for (let i = 0; i < qc.oldPeers.length; i++) {
+      for (;;) {
+        let r;
+        try {
+          r = conn.sendOnPath(buf, qc.local, qc.oldPeers[i]);
+        } catch {
+          // quiche no longer knows that path.
+          qc.oldPeers.splice(i--, 1);
+          break;
+        }
+        if (r === null) break;
+        const len = r[0];
+        if (!this.out.fits(len)) this.postOut();
+        this.out.append(buf, len, qc.peer.host, qc.peer.port);
+        this.state.addGlobal(G_QUIC_OLD_PATH_PROBES);
+      }
     }
   }
 

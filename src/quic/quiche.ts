@@ -68,6 +68,7 @@ export interface StreamIter {
 export interface QuicheConnection {
   recv(data: Uint8Array, info: RecvInfo): number;
   send(out: Uint8Array): [number, SendInfo] | null;
+  sendOnPath(out: Uint8Array, from: HostPort | null, to: HostPort | null): [number, SendInfo] | null;
   streamRecv(streamId: number, out: Uint8Array): [number, boolean] | null;
   streamSend(streamId: number, data: Uint8Array, fin: boolean): number | null;
   streamShutdown(streamId: number, direction: number, err: number): void;

@@ -41,6 +41,7 @@ export const G_SHARD_RESTARTS = 14;
 export const G_TCP_CONNECTIONS = 15;
 export const G_QUIC_CONNECTIONS = 16;
 export const G_DROP_SHARD_ERROR = 17; // datagrams the shard's quiche rejected
+export const G_QUIC_OLD_PATH_PROBES = 18; // packets quiche sent for a path the client left (QuicEndpoint.drainOldPaths)
 const G_COUNTERS = 24;
 
 export const GLOBAL_COUNTER_NAMES: Record<number, string> = {
@@ -62,6 +63,7 @@ export const GLOBAL_COUNTER_NAMES: Record<number, string> = {
   [G_TCP_CONNECTIONS]: 'tcp_connections',
   [G_QUIC_CONNECTIONS]: 'quic_connections',
   [G_DROP_SHARD_ERROR]: 'quic_dropped_shard_error',
+  [G_QUIC_OLD_PATH_PROBES]: 'quic_old_path_probes',
 };
 
 // Per-shard gauges (Int32) and counters (BigInt64).
