@@ -380,8 +380,9 @@ export class QuicEndpoint {
    * sends on the active path. A packet lost on the old path that carried no stream data (typically the
    * MAX_STREAM_DATA the client waits for; it went to the address the client just left) is then never
    * declared lost: ACKs of packets sent on the new path acknowledge nothing the old path's recovery sent,
-   * so its loss detection never runs, and its PTO probe waits for a send on the old path. The client stays blocked by flow control until the idle timeout (measured:
-   * gtlsclient --nat-rebinding uploading 4 MiB through the proxy hung in 13 of 80 runs with tracing on).
+   * so its loss detection never runs, and its PTO probe waits for a send on the old path. The client stays
+   * blocked by flow control until the idle timeout (measured, README "How it is built": 9 of 40 NAT-rebinding
+   * uploads and 8 of 80 migrating downloads hung without this, none of 180 with it).
    * So the old paths are drained too, and what quiche sends there goes to the client's current address:
    * the old one is gone (NAT rebinding, network change), and the client's ACK of the probe lets quiche
    * declare the lost packet lost and resend its frames on the active path.
