@@ -96,7 +96,13 @@ export function logTail(file: string, lines = 15): string {
   }
 }
 
-/** A port free for TCP and UDP on 127.0.0.1 (HTTPS and HTTP/3 share the number). */
+const handedOut = new Set<number>();
+
+/**
+ * A port free for both TCP and UDP on 127.0.0.1 (HTTPS and HTTP/3 share the number). The kernel may hand the
+ * same ephemeral port to two listen(0) calls made one after the other (seen: a test quiclb refused to start
+ * with httpPort === httpsPort), so one process never gets the same port twice.
+ */
 export async function freePort(): Promise<number> {
   for (;;) {
     const port = await new Promise<number>((resolve, reject) => {
@@ -107,12 +113,15 @@ export async function freePort(): Promise<number> {
         srv.close(() => resolve(p));
       });
     });
+    if (handedOut.has(port)) continue;
     const udpFree = await new Promise<boolean>((resolve) => {
       const s = dgram.createSocket('udp4');
       s.once('error', () => resolve(false));
       s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-    if (udpFree) return port;
+    if (!udpFree) continue;
+    handedOut.add(port);
+    return port;
   }
 }
 

@@ -4,7 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPhpBackends } from '../support/php-backends.ts';
 import type { PhpBackendSet } from '../support/php-backends.ts';
-import { startQuiclb, freePort } from '../support/quiclb-process.ts';
+import { startQuiclb } from '../support/quiclb-process.ts';
+import { freePort } from '../../bench/lib/procs.ts';
 import { getJson, execFileP, insecureAgent } from '../support/http-client.ts';
 
 let php: PhpBackendSet;

@@ -11,7 +11,7 @@ import { startPrimary } from '../../src/primary/primary.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { startDemoBackend } from '../../src/demo/backends.ts';
 import { S_ALIVE, G_SHARD_RESTARTS } from '../../src/shared/state.ts';
-import { freePort } from '../support/quiclb-process.ts';
+import { freePort } from '../../bench/lib/procs.ts';
 import { execFileP } from '../support/http-client.ts';
 
 test('a killed shard is restarted and counted; the other shard keeps its connection', { timeout: 60_000 }, async () => {
