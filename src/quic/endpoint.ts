@@ -57,6 +57,7 @@ export class QuicEndpoint {
   private readonly onRequest: RequestHandler;
   private readonly quiche: QuicheBinding;
   private readonly qconfig: QuicheConfig;
+  private readonly stopBudget: number;
   /** Every CID (hex) of every connection: ours and, until the handshake moves on, the client's Initial DCID. */
   private readonly byCid = new Map<string, QuicConn>();
   private readonly live = new Set<QuicConn>();
@@ -83,6 +84,10 @@ export class QuicEndpoint {
     this.quiche = loadQuiche();
     this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile);
     this.sendBuf = Buffer.allocUnsafe(Math.max(1200, opts.config.quic.maxUdpPayloadSize));
+    // Each stopped request stream may cost up to a stream window of connection credit: GOAWAY before half
+    // the connection window could be gone (H3Frontend.stopReading).
+    const q = opts.config.quic;
+    this.stopBudget = Math.max(1, Math.floor(q.initialMaxData / (2 * Math.max(1, q.initialMaxStreamData))));
     this.localPort = opts.config.server.httpsPort;
     this.timers = new TimerDriver<QuicConn>(
       (qc) => this.onTimer(qc),
@@ -286,6 +291,7 @@ export class QuicEndpoint {
           logger: this.logger,
           onRequest: this.onRequest,
           wake: () => this.wake(qc),
+          stopBudget: this.stopBudget,
         });
         if (this.draining) qc.app.goaway();
       }
