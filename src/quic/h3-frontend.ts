@@ -455,6 +455,8 @@ export class H3Frontend implements QuicApp {
     } catch {
       return; // already finished in that direction: nothing was stopped
     }
+    // No FIN will reach the HTTP/3 layer: let it forget the stream (and cancel it for QPACK, RFC 9204 §4.4.2).
+    this.h3.streamReset(id, code);
     if (++this.stops === this.opts.stopBudget) {
       this.opts.logger.info({ conn: this.qc.key, stopped: this.stops }, 'HTTP/3 GOAWAY: request streams stopped on this connection may have used up its flow-control credit');
       this.goaway();
