@@ -115,6 +115,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
       http: `${s.bindAddress}:${s.httpPort}`,
       https: `${s.bindAddress}:${s.httpsPort}`,
       h3: config.quic.enabled ? `${s.bindAddress}:${s.httpsPort}/udp` : 'disabled',
+      quicShards,
       backends: config.loadBalancer.backendServers.map((b) => `${b.id}=${b.host}:${b.port}`),
       strategy: config.loadBalancer.strategy,
     },

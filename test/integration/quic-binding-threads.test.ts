@@ -62,4 +62,5 @@ test('quiclb --workers 4: HTTP/3 connections land on all four shards and their r
     assert.equal(body.slept_ms, 1500);
   }
   assert.ok(!lb.logs().some((l) => /HTTP\/3 runs on shard 0 only/.test(String(l.msg))), 'no fallback to one QUIC shard');
+  assert.equal(lb.logs().find((l) => l.msg === 'quiclb ready')?.quicShards, 4);
 });
