@@ -435,13 +435,14 @@ export class H3Frontend implements QuicApp {
   }
 
   /**
-   * Stops reading a request stream: STOP_SENDING with `code` (RFC 9114 §4.1.1), after reading and dropping
-   * what quiche already holds for it. The client answers with RESET_STREAM, and quiche 0.18 does not give
-   * back the connection-level flow-control credit of that stream's data that never arrived or was dropped:
-   * each stop can shrink the connection's window for good, until requests on it cannot send even their
-   * HEADERS (measured with the bench client, 1 MiB uploads to a backend that answers at once, 2 MiB
-   * connection window: 1 connection in 6 stalled after 24 to 30 uploads). So a connection that has stopped
-   * `stopBudget` streams sends GOAWAY: requests in flight finish, new ones go to a new connection.
+   * Stops reading a request stream: STOP_SENDING with `code` (RFC 9114 §4.1.1). What quiche already holds
+   * for it is read and dropped first (reading is what returns flow-control credit). The client answers with
+   * RESET_STREAM, and with quiche 0.18 each such stop can shrink the connection's window for good, until
+   * requests on it cannot send even their HEADERS (measured with the bench client, 1 MiB uploads to a
+   * backend that answers at once, 2 MiB connection window: 1 connection in 6 stalled after 24 to 30
+   * uploads, with or without the read-first; the client's sent bytes stopped at the window). So a
+   * connection that has stopped `stopBudget` streams sends GOAWAY: requests in flight finish, new ones go
+   * to a new connection.
    */
   private stopReading(id: number, code: number): void {
     const conn = this.qc.conn;
