@@ -3,11 +3,11 @@
 // and map failures to 502/503/504. One instance per shard thread.
 import { Pool } from 'undici';
 import { Transform } from 'node:stream';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, B_ACTIVE, BC_REQUESTS, BC_ERRORS, BC_FAILOVERS, G_NO_BACKEND } from '../shared/state.ts';
-import type { FrontRequest, FrontResponse, HeaderList } from './types.ts';
+import type { BodySink, FrontRequest, FrontResponse, HeaderList } from './types.ts';
 import { backendRequestHeaders, headerValues, firstHeader, responseHeaderList } from './headers.ts';
 import { classifyFailure, isIdempotent } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
@@ -37,7 +37,7 @@ export interface ProxyOutcome {
  * pipeline builds an AbortController and a DOMException per call, measurable on small responses.
  * Rejects when either side fails; the caller aborts the other.
  */
-function pump(source: Readable, sink: Writable): Promise<void> {
+function pump(source: Readable, sink: BodySink, res: FrontResponse): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let done = false;
     const finish = (err?: Error | null) => {
@@ -52,16 +52,16 @@ function pump(source: Readable, sink: Writable): Promise<void> {
     const onData = (chunk: Buffer) => {
       if (!sink.write(chunk)) {
         source.pause();
-        sink.once('drain', () => source.resume());
+        sink.onDrain(() => source.resume());
       }
     };
     source.on('data', onData);
-    source.once('end', () => sink.end((err?: Error | null) => finish(err)));
-    source.once('error', finish);
-    sink.once('error', finish);
-    sink.once('close', () => {
-      if (!sink.writableFinished) finish(new Error('client closed the response stream'));
+    source.once('end', () => {
+      sink.end();
+      finish();
     });
+    source.once('error', finish);
+    res.onClientAbort(() => finish(new Error('client closed the response stream')));
   });
 }
 
@@ -162,7 +162,7 @@ export class Proxy {
         if (this.opts.altSvc && req.protocol !== 'HTTP/3') headers.push(['alt-svc', this.opts.altSvc]);
         const sink = res.respond(upstream.statusCode, headers);
         headersSent = true;
-        await pump(upstream.body, sink);
+        await pump(upstream.body, sink, res);
         this.opts.latency.record(backend.index, performance.now() - started);
         return { status: upstream.statusCode, backend: backend.id, attempts: attempt };
       } catch (err) {

@@ -6,7 +6,8 @@
 // any more (the response is complete) is read and dropped up to DISCARD_LIMIT rather than stopped.
 import { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { FrontRequest, FrontResponse, HeaderList, RequestHandler } from '../proxy/types.ts';
+import type { BodySink, FrontRequest, FrontResponse, HeaderList, RequestHandler } from '../proxy/types.ts';
+import { writableSink } from '../shared/writable-sink.ts';
 import { H3ServerConnection, type H3Request } from '../http3/connection.ts';
 import { H3_INTERNAL_ERROR, H3_MESSAGE_ERROR, H3_NO_ERROR, H3_REQUEST_CANCELLED } from '../http3/errors.ts';
 import type { QuicApp, QuicConn } from './connection.ts';
@@ -293,10 +294,14 @@ export class H3Frontend implements QuicApp {
 
   private frontResponse(s: RequestState): FrontResponse {
     return {
-      respond: (status, headers) => this.respond(s, status, headers),
+      respond: (status, headers) => writableSink(this.respond(s, status, headers)),
+      inform: () => undefined,
       abort: () => this.abortStream(s),
       get headersSent() {
         return s.headersSent;
+      },
+      get finished() {
+        return s.writer.finSent;
       },
       onClientAbort: (cb) => {
         if (s.aborted) queueMicrotask(cb);

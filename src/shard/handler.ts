@@ -55,9 +55,13 @@ export function createRequestHandler(opts: HandlerOptions): RequestHandler {
         log(status, 'quiclb-admin');
         return res.respond(status, headers);
       },
+      inform: (status, headers) => res.inform(status, headers),
       abort: (reason) => res.abort(reason),
       get headersSent() {
         return res.headersSent;
+      },
+      get finished() {
+        return res.finished;
       },
       onClientAbort: (cb) => res.onClientAbort(cb),
     };

@@ -1,8 +1,9 @@
 // node:http / node:http2 compat (req, res) pairs to the proxy's FrontRequest / FrontResponse.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { Writable } from 'node:stream';
 import type { FrontRequest, FrontResponse, HeaderList, Protocol } from '../proxy/types.ts';
+import { writableSink } from '../shared/writable-sink.ts';
+import type { Writable } from 'node:stream';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
@@ -66,11 +67,14 @@ export function toFrontResponse(res: AnyResponse, writeTimeoutMs: number): Front
   };
   res.once('close', onClose);
   const front: FrontResponse = {
-    respond(status: number, headers: HeaderList): Writable {
+    respond(status: number, headers: HeaderList) {
       (res as ServerResponse).writeHead(status, toNodeHeaders(headers));
       // server.writeTimeout: a client that stops reading the response for this long is dropped.
       if (writeTimeoutMs > 0) res.setTimeout(writeTimeoutMs, () => front.abort(new Error('write timeout')));
-      return res as unknown as Writable;
+      return writableSink(res as unknown as Writable);
+    },
+    inform(status: number) {
+      if (status === 100) (res as ServerResponse).writeContinue();
     },
     abort(reason?: Error): void {
       aborted = true;
@@ -79,6 +83,9 @@ export function toFrontResponse(res: AnyResponse, writeTimeoutMs: number): Front
     },
     get headersSent() {
       return res.headersSent;
+    },
+    get finished() {
+      return res.writableFinished;
     },
     onClientAbort(cb: () => void): void {
       abortCallbacks.push(cb);

@@ -38,7 +38,7 @@ function handle(shard: number, req: FrontRequest, res: FrontResponse): void {
   if (req.method === 'POST' && req.body) {
     let n = 0;
     req.body.on('data', (c: Buffer) => (n += c.length));
-    req.body.on('end', () => res.respond(200, [['content-type', 'text/plain']]).end(`received=${n}\n`));
+    req.body.on('end', () => res.respond(200, [['content-type', 'text/plain']]).end(Buffer.from(`received=${n}\n`)));
     return;
   }
   req.body?.resume();
@@ -58,7 +58,7 @@ function handle(shard: number, req: FrontRequest, res: FrontResponse): void {
         const piece = all.subarray(off, Math.min(n, off + 16384));
         off += piece.length;
         if (!w.write(piece)) {
-          w.once('drain', pump);
+          w.onDrain(pump);
           return;
         }
       }
@@ -72,7 +72,7 @@ function handle(shard: number, req: FrontRequest, res: FrontResponse): void {
       ['content-type', 'text/html'],
       ['x-shard', String(shard)],
     ])
-    .end(`<!doctype html><title>quic test</title><p id="r">path=${req.path} shard=${shard} proto=${req.protocol}</p>\n`);
+    .end(Buffer.from(`<!doctype html><title>quic test</title><p id="r">path=${req.path} shard=${shard} proto=${req.protocol}</p>\n`));
 }
 
 if (parentPort) {

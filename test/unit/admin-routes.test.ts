@@ -2,9 +2,8 @@
 // what a frontend would put on the wire.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import type { Config } from '../../src/config/types.ts';
-import type { FrontRequest, FrontResponse, HeaderList } from '../../src/shared/http-types.ts';
+import type { BodySink, FrontRequest, FrontResponse, HeaderList } from '../../src/shared/http-types.ts';
 import { handleAdmin, isAdminPath, type AdminContext } from '../../src/admin/routes.ts';
 import { LatencyRecorder } from '../../src/admin/latency.ts';
 import { METRICS_CONTENT_TYPE } from '../../src/admin/metrics.ts';
@@ -35,23 +34,30 @@ function exchange(ctx: AdminContext, init: Partial<FrontRequest> & { path: strin
   const done = new Promise<Recorded>((r) => (resolve = r));
   let sent = false;
   const res: FrontResponse = {
-    respond(status: number, headers: HeaderList): Writable {
+    respond(status: number, headers: HeaderList): BodySink {
       assert.equal(sent, false, 'respond() called once');
       sent = true;
-      const chunks: Buffer[] = [];
-      const sink = new Writable({
-        write(chunk: Buffer, _enc, cb) {
+      const chunks: Uint8Array[] = [];
+      return {
+        write(chunk) {
           chunks.push(chunk);
-          cb();
+          return true;
         },
-      });
-      sink.on('finish', () => resolve({ status, headers: new Map(headers), body: Buffer.concat(chunks).toString('utf8') }));
-      return sink;
+        end(chunk) {
+          if (chunk) chunks.push(chunk);
+          resolve({ status, headers: new Map(headers), body: Buffer.concat(chunks).toString('utf8') });
+        },
+        onDrain: (cb) => process.nextTick(cb),
+      };
     },
+    inform() {},
     abort(reason?: Error) {
       throw reason ?? new Error('aborted');
     },
     get headersSent() {
+      return sent;
+    },
+    get finished() {
       return sent;
     },
     onClientAbort() {},
