@@ -6,6 +6,7 @@ import type { SharedState } from '../shared/state.ts';
 import type { Backend } from './backend.ts';
 import { isEligible } from './eligibility.ts';
 import { hash32 } from './hash.ts';
+import { normalizeIp } from '../shared/ip.ts';
 import type { PickContext, SelectionStrategy } from './strategy.ts';
 
 export const VNODES_PER_WEIGHT = 160;
@@ -60,10 +61,4 @@ export class IpHash implements SelectionStrategy {
     }
     return lo === this.points.length ? 0 : lo;
   }
-}
-
-/** A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; hash them like the plain IPv4 form so a client keeps its backend across TCP and QUIC. */
-function normalizeIp(ip: string): string {
-  const lower = ip.toLowerCase();
-  return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
 }

@@ -2,6 +2,7 @@
 // Connection header names, apply to one connection only and must not be forwarded.
 import type { HeaderList } from './types.ts';
 import type { ProxyHeaderName } from '../config/types.ts';
+import { normalizeIp } from '../shared/ip.ts';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -40,10 +41,6 @@ function quoteIfNeeded(value: string): string {
   return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
 
-/** Client IP without the IPv4-mapped IPv6 prefix node reports on dual-stack sockets. */
-export function normalizeIp(ip: string): string {
-  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
-}
 
 /**
  * Builds the backend request's header list: hop-by-hop fields removed, Host kept, and the proxy headers

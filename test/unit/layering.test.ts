@@ -1,5 +1,5 @@
-// The import graph flows one way (cli -> primary -> shard -> quic/http3/tcp -> proxy -> balancer/health/admin
-// -> config/shared) and has no cycles. A violation names the importing file and the import.
+// The import graph flows one way (cli -> primary -> shard -> quic/tcp -> http3/pipeline -> proxy/cache/compress/static
+// -> admin/balancer/health -> fastcgi/ratelimit/wire -> config -> shared) and has no cycles. A violation names the importing file and the import.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
 const RANK: Record<string, number> = {
-  cli: 0, demo: 1, primary: 1, shard: 2, quic: 3, tcp: 3, http3: 4, proxy: 4, admin: 5, balancer: 6, health: 6, config: 7, shared: 8,
+  cli: 0, demo: 1, primary: 1, shard: 2, quic: 3, tcp: 3, http3: 4, pipeline: 4,
+  proxy: 5, cache: 5, compress: 5, static: 5, admin: 6, balancer: 6, health: 6, fastcgi: 7, ratelimit: 7, wire: 7,
+  config: 8, shared: 9,
 };
 
 function files(dir: string): string[] {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backendRequestHeaders, stripHopByHop, normalizeIp } from '../../src/proxy/headers.ts';
+import { backendRequestHeaders, stripHopByHop } from '../../src/proxy/headers.ts';
+import { normalizeIp } from '../../src/shared/ip.ts';
 
 const info = { clientIp: '203.0.113.7', proto: 'https' as const, host: 'moodle.example.edu', port: 443 };
 const ALL = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'forwarded'] as const;
