@@ -2,7 +2,7 @@
 //   /health   200/503 + JSON, for external monitors and upstream balancers
 //   /stats    JSON for operators
 //   /metrics  Prometheus text format
-//   /api/test trivial JSON for smoke tests (open: it reveals nothing)
+//   /api/test trivial JSON for smoke tests (open: it reveals nothing but the protocol the client used)
 // Access control (admin.allowFrom, admin.token) applies to the first three.
 import type { FrontRequest, FrontResponse, HeaderList } from '../shared/http-types.ts';
 import { isAdminAllowed } from './access.ts';
@@ -74,7 +74,7 @@ async function latencyHistograms(ctx: AdminContext): Promise<StatsInput['latency
 
 async function serve(path: string, req: FrontRequest, res: FrontResponse, ctx: AdminContext): Promise<void> {
   if (path === '/api/test') {
-    sendJson(req, res, 200, { ok: true, protocol: req.protocol, shard: req.shard, time: new Date().toISOString() });
+    sendJson(req, res, 200, { ok: true, protocol: req.protocol });
     return;
   }
   const access = isAdminAllowed(req.remoteAddress, header(req, 'authorization'), ctx.config.admin);
@@ -94,20 +94,22 @@ async function serve(path: string, req: FrontRequest, res: FrontResponse, ctx: A
   else send(req, res, 200, METRICS_CONTENT_TYPE, renderMetrics(input));
 }
 
-/** Returns false when the path is not an admin path (the caller proxies it); otherwise answers it. */
-export function handleAdmin(req: FrontRequest, res: FrontResponse, ctx: AdminContext): boolean {
+/**
+ * Returns false when the path is not an admin path (the caller proxies it); otherwise answers it and
+ * returns a promise that settles once the answer was sent.
+ */
+export function handleAdmin(req: FrontRequest, res: FrontResponse, ctx: AdminContext): false | Promise<void> {
   const path = pathOnly(req.path);
   if (!PROTECTED.has(path) && !OPEN.has(path)) return false;
   // Admin requests carry no content we use; drain it so the connection stays usable.
   req.body?.resume();
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     sendJson(req, res, 405, { error: `${req.method} is not allowed on ${path}; use GET or HEAD` }, [['allow', 'GET, HEAD']]);
-    return true;
+    return Promise.resolve();
   }
-  serve(path, req, res, ctx).catch((err: unknown) => {
+  return serve(path, req, res, ctx).catch((err: unknown) => {
     ctx.logger?.error({ err, path }, 'admin endpoint failed');
     if (!res.headersSent) sendJson(req, res, 500, { error: 'internal error' });
     else res.abort(err as Error);
   });
-  return true;
 }

@@ -29,6 +29,7 @@ export const DEFAULTS = {
     maxHeaderSize: '16KiB',
     maxBodySize: 0,
     redirectHttpToHttps: false,
+    allowTrace: false,
     shutdownTimeout: '10s',
   },
   tls: {

@@ -131,6 +131,7 @@ const server = section(
     maxHeaderSize: size(1024, 1024 * 1024).prefault(D.server.maxHeaderSize),
     maxBodySize: size(0, Number.MAX_SAFE_INTEGER).prefault(D.server.maxBodySize),
     redirectHttpToHttps: bool().prefault(D.server.redirectHttpToHttps),
+    allowTrace: bool().prefault(D.server.allowTrace),
     shutdownTimeout: duration().prefault(D.server.shutdownTimeout),
   },
   ['readTimeout', 'writeTimeout', 'idleTimeout', 'shutdownTimeout'],

@@ -36,6 +36,8 @@ export interface ServerConfig {
   /** 0 = unlimited. */
   maxBodySize: number;
   redirectHttpToHttps: boolean;
+  /** Forward TRACE requests (RFC 9110 §9.3.8); off: answered 405, as TRACE can echo credentials back. */
+  allowTrace: boolean;
   /** Drain timeout on SIGTERM/SIGINT. */
   shutdownTimeoutMs: number;
 }

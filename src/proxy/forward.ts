@@ -1,93 +1,131 @@
-// The proxy state machine: pick a backend, forward through undici with streaming bodies both ways,
-// retry an idempotent request once on another backend when the first fails before any response byte,
-// and map failures to 502/503/504. One instance per shard thread.
+// Forwarding one request to a backend through undici's dispatch() with a handler that writes the response
+// straight to the client's BodySink (no Readable, no AbortController, no promise per chunk): pick a backend,
+// send, stream both ways with backpressure, retry an idempotent request once on another backend when the
+// first fails before any response byte, and map failures to 502/503/504.
+//
+// Who caused a failure decides what it counts against: a failure of the client (it left, its body was
+// truncated, too large or too slow) is answered 4xx or dropped and never counts against a backend;
+// a backend's failure (refused, reset, timeout, 5xx) feeds passive health. One instance per shard thread.
 import { Pool } from 'undici';
-import { Transform } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, B_ACTIVE, BC_REQUESTS, BC_ERRORS, BC_FAILOVERS, G_NO_BACKEND } from '../shared/state.ts';
 import type { BodySink, FrontRequest, FrontResponse, HeaderList } from './types.ts';
-import { backendRequestHeaders, headerValues, firstHeader, responseHeaderList } from './headers.ts';
-import { classifyFailure, isIdempotent } from './errors.ts';
+import { responseHeaderList } from './headers.ts';
+import { classifyFailure, clientFault, isIdempotent } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { Backend } from '../balancer/backend.ts';
-import { parseCookies } from '../balancer/affinity.ts';
 import { recordBackendResult } from '../health/passive.ts';
 import type { LatencyRecorder } from '../admin/latency.ts';
 
-export interface ProxyOptions {
+export interface ForwarderOptions {
   config: Config;
   state: SharedState;
   balancer: Balancer;
   logger: Logger;
   latency: LatencyRecorder;
-  /** Extra headers on every response to a TCP client (Alt-Svc). */
-  altSvc?: string;
 }
 
-export interface ProxyOutcome {
+/** What the pipeline hands the forwarder for one request. */
+export interface ForwardJob {
+  req: FrontRequest;
+  res: FrontResponse;
+  /** The request body as the backend should get it (maybe wrapped by a size limit), or null. */
+  body: Readable | null;
+  /** Backend request header fields, flat [name, value, ...]. */
+  headers: string[];
+  cookies: Map<string, string>;
+  /** Sends the response head through the pipeline's response filters; returns the sink to write to. */
+  respond(status: number, headers: HeaderList, backend: Backend): BodySink;
+  /** Answers with a short text from quiclb itself (errors). */
+  answer(status: number, text: string, extra?: HeaderList): void;
+}
+
+export interface ForwardOutcome {
   status: number;
-  backend?: string;
+  backend?: Backend;
   attempts: number;
 }
 
-/**
- * Copies the backend's body to the client with backpressure. A plain pump rather than stream.pipeline:
- * pipeline builds an AbortController and a DOMException per call, measurable on small responses.
- * Rejects when either side fails; the caller aborts the other.
- */
-function pump(source: Readable, sink: BodySink, res: FrontResponse): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let done = false;
-    const finish = (err?: Error | null) => {
-      if (done) return;
-      done = true;
-      source.off('data', onData);
-      if (err) {
-        source.destroy();
-        reject(err);
-      } else resolve();
-    };
-    const onData = (chunk: Buffer) => {
-      if (!sink.write(chunk)) {
-        source.pause();
-        sink.onDrain(() => source.resume());
-      }
-    };
-    source.on('data', onData);
-    source.once('end', () => {
-      sink.end();
-      finish();
-    });
-    source.once('error', finish);
-    res.onClientAbort(() => finish(new Error('client closed the response stream')));
-  });
+/** Thrown into a dispatch to stop it because the client went away. */
+class ClientGone extends Error {
+  readonly code = 'QUICLB_CLIENT_ABORTED';
 }
 
-class BodyTooLarge extends Error {
-  code = 'QUICLB_BODY_TOO_LARGE';
+const CLIENT_GONE = new ClientGone('the client went away');
+
+/** One attempt against one backend: undici's dispatch handler. */
+class Attempt implements Dispatcher.DispatchHandler {
+  readonly backend: Backend;
+  private readonly job: ForwardJob;
+  private readonly done: (attempt: Attempt, err: Error | null) => void;
+  private controller: Dispatcher.DispatchController | undefined;
+  private sink: BodySink | undefined;
+  private abortReason: Error | undefined;
+  private settled = false;
+  status = 0;
+  readonly started: number;
+  private readonly resume = (): void => {
+    this.controller?.resume();
+  };
+
+  constructor(job: ForwardJob, backend: Backend, done: (attempt: Attempt, err: Error | null) => void) {
+    this.job = job;
+    this.backend = backend;
+    this.done = done;
+    this.started = performance.now();
+  }
+
+  get responded(): boolean {
+    return this.sink !== undefined;
+  }
+
+  abort(reason: Error): void {
+    if (this.settled) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortReason) controller.abort(this.abortReason);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // Interim responses (103 Early Hints, an unsolicited 102): not the answer; the final one follows.
+    if (statusCode < 200) return;
+    this.status = statusCode;
+    this.sink = this.job.respond(statusCode, responseHeaderList(headers), this.backend);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.sink !== undefined && !this.sink.write(chunk)) {
+      controller.pause();
+      this.sink.onDrain(this.resume);
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.sink?.end();
+    this.done(this, null);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.done(this, err);
+  }
 }
 
-/** Counts request body bytes and fails the stream past maxBodySize. */
-function limitBody(body: Readable, max: number): Readable {
-  let seen = 0;
-  const limiter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      seen += chunk.length;
-      if (seen > max) cb(new BodyTooLarge(`request body exceeds server.maxBodySize (${max} bytes)`));
-      else cb(null, chunk);
-    },
-  });
-  body.on('error', (err) => limiter.destroy(err));
-  return body.pipe(limiter);
-}
-
-export class Proxy {
+export class Forwarder {
   private readonly pools = new Map<number, Pool>();
-  private readonly opts: ProxyOptions;
+  private readonly opts: ForwarderOptions;
 
-  constructor(opts: ProxyOptions) {
+  constructor(opts: ForwarderOptions) {
     this.opts = opts;
   }
 
@@ -108,109 +146,96 @@ export class Proxy {
     return pool;
   }
 
-  async handle(req: FrontRequest, res: FrontResponse): Promise<ProxyOutcome> {
-    const { config, state, balancer, logger } = this.opts;
-    const max = config.server.maxBodySize;
-    const declared = Number(firstHeader(req.headers, 'content-length') ?? '0');
-    if (max > 0 && declared > max) {
-      req.body?.resume();
-      this.simple(res, 413, `Request body of ${declared} bytes exceeds the limit of ${max} bytes.\n`);
-      return { status: 413, attempts: 0 };
-    }
-    const body = req.body && max > 0 ? limitBody(req.body, max) : req.body;
-    const cookies = parseCookies(headerValues(req.headers, 'cookie'));
-    const outHeaders = backendRequestHeaders(
-      req.headers,
-      { clientIp: req.remoteAddress, proto: req.scheme, host: req.authority, port: req.localPort },
-      config.moodle.proxyHeaders,
-    );
-    const retryable = config.loadBalancer.retryIdempotent && isIdempotent(req.method) && req.body === null;
-    const tried = new Set<number>();
-    const abort = new AbortController();
-    res.onClientAbort(() => abort.abort());
-    const host = req.authority;
+  forward(job: ForwardJob): Promise<ForwardOutcome> {
+    return new Promise<ForwardOutcome>((resolve) => {
+      const { config, state, balancer, logger } = this.opts;
+      const req = job.req;
+      const retryable = config.loadBalancer.retryIdempotent && isIdempotent(req.method) && job.body === null;
+      let tried: Set<number> | undefined;
+      let attemptNo = 0;
+      let current: Attempt | undefined;
+      let clientLeft = false;
+      job.res.onClientAbort(() => {
+        clientLeft = true;
+        current?.abort(CLIENT_GONE);
+      });
 
-    for (let attempt = 1; ; attempt++) {
-      const picked = balancer.select({ host, path: req.path, clientIp: req.remoteAddress, cookies, exclude: tried });
-      if (!picked) {
-        state.addGlobal(G_NO_BACKEND);
-        body?.resume();
-        const why = tried.size > 0 ? 'every backend that was tried failed' : 'no healthy backend is available';
-        this.simple(res, 503, `503 Service Unavailable: ${why}. quiclb will route again as soon as a backend recovers.\n`, [['retry-after', '5']]);
-        return { status: 503, attempts: attempt - 1 };
-      }
-      const backend = picked.backend;
-      tried.add(backend.index);
-      const started = performance.now();
-      state.addBackendGauge(backend.index, B_ACTIVE, 1);
-      state.addBackendCounter(backend.index, BC_REQUESTS);
-      let headersSent = false;
-      try {
-        const upstream = await this.pool(backend).request({
-          method: req.method as 'GET',
-          path: req.path,
-          headers: outHeaders.flat(),
-          body: body ?? undefined,
-          signal: abort.signal,
-        });
-        const ok = upstream.statusCode < 500;
-        recordBackendResult(state, backend.index, ok, config.healthCheck.passiveFailureThreshold, logger, backend.id);
-        if (!ok) state.addBackendCounter(backend.index, BC_ERRORS);
-        const headers = responseHeaderList(upstream.headers);
-        const affinity = balancer.afterResponse(cookies, backend, headerValues(headers, 'set-cookie'), req.scheme === 'https');
-        if (affinity) headers.push(['set-cookie', affinity]);
-        if (this.opts.altSvc && req.protocol !== 'HTTP/3') headers.push(['alt-svc', this.opts.altSvc]);
-        const sink = res.respond(upstream.statusCode, headers);
-        headersSent = true;
-        await pump(upstream.body, sink, res);
-        this.opts.latency.record(backend.index, performance.now() - started);
-        return { status: upstream.statusCode, backend: backend.id, attempts: attempt };
-      } catch (err) {
-        const failure = classifyFailure(err, !headersSent);
-        if ((err as { code?: string }).code === 'QUICLB_BODY_TOO_LARGE') {
-          if (!headersSent) this.simple(res, 413, `${(err as Error).message}\n`);
-          else res.abort(err as Error);
-          return { status: 413, backend: backend.id, attempts: attempt };
+      const start = (): void => {
+        attemptNo++;
+        const picked = balancer.select({ host: req.authority, path: req.path, clientIp: req.remoteAddress, cookies: job.cookies, exclude: tried });
+        if (!picked) {
+          state.addGlobal(G_NO_BACKEND);
+          job.body?.resume();
+          const why = tried !== undefined ? 'every backend that was tried failed' : 'no healthy backend is available';
+          job.answer(503, `503 Service Unavailable: ${why}. quiclb will route again as soon as a backend recovers.\n`, [['retry-after', '5']]);
+          resolve({ status: 503, attempts: attemptNo - 1 });
+          return;
         }
-        if (abort.signal.aborted) {
-          // The client left; nothing to answer and not the backend's fault.
-          return { status: 499, backend: backend.id, attempts: attempt };
+        const backend = picked.backend;
+        state.addBackendGauge(backend.index, B_ACTIVE, 1);
+        state.addBackendCounter(backend.index, BC_REQUESTS);
+        const attempt = new Attempt(job, backend, finished);
+        current = attempt;
+        if (attemptNo === 1 && job.body !== null) job.res.inform(100); // RFC 9110 §10.1.1, when the client asked
+        try {
+          this.pool(backend).dispatch(
+            { method: req.method as Dispatcher.HttpMethod, path: req.path, headers: job.headers, body: job.body },
+            attempt,
+          );
+        } catch (err) {
+          // undici refused the request itself (a header or target it cannot send): the request's fault.
+          finished(attempt, err as Error);
+          return;
         }
+        if (clientLeft) attempt.abort(CLIENT_GONE);
+      };
+
+      const finished = (attempt: Attempt, err: Error | null): void => {
+        const backend = attempt.backend;
+        state.addBackendGauge(backend.index, B_ACTIVE, -1);
+        if (err === null) {
+          const ok = attempt.status < 500;
+          recordBackendResult(state, backend.index, ok, config.healthCheck.passiveFailureThreshold, logger, backend.id);
+          if (!ok) state.addBackendCounter(backend.index, BC_ERRORS);
+          this.opts.latency.record(backend.index, performance.now() - attempt.started);
+          resolve({ status: attempt.status, backend, attempts: attemptNo });
+          return;
+        }
+        const blame = clientFault(err, clientLeft);
+        if (blame !== undefined) {
+          // The client's doing: its body was cut, too slow, too large or invalid, or it left. Never the backend's.
+          if (attempt.responded || clientLeft || job.res.headersSent) job.res.abort(err);
+          else job.answer(blame.status, `${blame.status} ${blame.text}\n`);
+          resolve({ status: clientLeft ? 499 : blame.status, backend, attempts: attemptNo });
+          return;
+        }
+        const failure = classifyFailure(err);
         state.addBackendCounter(backend.index, BC_ERRORS);
         recordBackendResult(state, backend.index, false, config.healthCheck.passiveFailureThreshold, logger, backend.id);
-        logger.warn({ backend: backend.id, code: failure.code, kind: failure.kind, method: req.method, path: req.path, attempt }, 'backend request failed');
-        if (headersSent) {
-          res.abort(err as Error);
-          return { status: 502, backend: backend.id, attempts: attempt };
+        logger.warn({ backend: backend.id, code: failure.code, kind: failure.kind, method: req.method, path: req.path, attempt: attemptNo }, 'backend request failed');
+        if (attempt.responded || job.res.headersSent) {
+          // Mid-response: the client must see the response broken, never complete-looking.
+          job.res.abort(err);
+          resolve({ status: 502, backend, attempts: attemptNo });
+          return;
         }
-        if (retryable && attempt === 1 && failure.kind !== 'timeout') {
+        if (retryable && attemptNo === 1 && failure.kind !== 'timeout') {
           state.addBackendCounter(backend.index, BC_FAILOVERS);
-          continue;
+          (tried ??= new Set()).add(backend.index);
+          start();
+          return;
         }
-        this.simple(res, failure.status, failure.status === 504
-          ? `504 Gateway Timeout: backend ${backend.id} did not answer in time.\n`
-          : `502 Bad Gateway: backend ${backend.id} could not be reached (${failure.code}).\n`);
-        return { status: failure.status, backend: backend.id, attempts: attempt };
-      } finally {
-        state.addBackendGauge(backend.index, B_ACTIVE, -1);
-      }
-    }
-  }
+        job.answer(
+          failure.status,
+          failure.status === 504
+            ? `504 Gateway Timeout: backend ${backend.id} did not answer in time.\n`
+            : `502 Bad Gateway: backend ${backend.id} could not be reached (${failure.code}).\n`,
+        );
+        resolve({ status: failure.status, backend, attempts: attemptNo });
+      };
 
-  /** A small text answer generated by quiclb itself. */
-  simple(res: FrontResponse, status: number, text: string, extra: HeaderList = []): void {
-    if (res.headersSent) {
-      res.abort();
-      return;
-    }
-    const body = Buffer.from(text);
-    const sink = res.respond(status, [
-      ['content-type', 'text/plain; charset=utf-8'],
-      ['content-length', String(body.length)],
-      ['cache-control', 'no-store'],
-      ...extra,
-    ]);
-    sink.end(body);
+      start();
+    });
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,8 @@ import type { HeaderList } from './types.ts';
 import type { ProxyHeaderName } from '../config/types.ts';
 import { normalizeIp } from '../shared/ip.ts';
 
-const HOP_BY_HOP = new Set([
+/** Connection-specific fields (RFC 9110 §7.6.1, RFC 9113 §8.2.2, RFC 9114 §4.2): the one list quiclb uses. */
+export const CONNECTION_FIELDS: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -17,12 +18,43 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
-export function stripHopByHop(headers: HeaderList): HeaderList {
-  const named = new Set<string>();
+/**
+ * Request fields that claim to carry the client's address. Only quiclb knows it (from the socket), so
+ * whatever a client sends under these names is dropped: Moodle's getremoteaddr() reads HTTP_CLIENT_IP
+ * before X-Forwarded-For unless told otherwise, and other PHP code trusts X-Real-IP. quiclb sets X-Real-IP
+ * itself when moodle.proxyHeaders asks for it; X-Forwarded-For is extended (below), never trusted.
+ */
+export const CLIENT_ADDRESS_FIELDS: ReadonlySet<string> = new Set([
+  'client-ip',
+  'x-client-ip',
+  'x-real-ip',
+  'x-cluster-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'forwarded-for',
+  'x-forwarded',
+]);
+
+/** Names the Connection fields list (they are hop-by-hop too), or undefined when there are none. */
+function connectionNamed(headers: HeaderList): Set<string> | undefined {
+  let named: Set<string> | undefined;
   for (const [name, value] of headers) {
-    if (name === 'connection') for (const token of value.split(',')) named.add(token.trim().toLowerCase());
+    if (name !== 'connection') continue;
+    for (const token of value.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t !== '') (named ??= new Set()).add(t);
+    }
   }
-  return headers.filter(([name]) => !HOP_BY_HOP.has(name) && !named.has(name));
+  return named;
+}
+
+export function stripHopByHop(headers: HeaderList): HeaderList {
+  const named = connectionNamed(headers);
+  return headers.filter(([name]) => !CONNECTION_FIELDS.has(name) && (named === undefined || !named.has(name)));
 }
 
 export interface ForwardingInfo {
@@ -41,60 +73,84 @@ function quoteIfNeeded(value: string): string {
   return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
 
-
 /**
- * Builds the backend request's header list: hop-by-hop fields removed, Host kept, and the proxy headers
- * the config asks for appended (X-Forwarded-For extends an existing chain, as Moodle's getremoteaddr()
- * and nginx's realip module expect).
+ * The backend request's header fields as a flat [name, value, name, value, ...] array (what undici's
+ * dispatch takes without another copy): hop-by-hop and client-address fields removed, Expect removed
+ * (quiclb answers 100-continue itself), exactly one Host (the frontends normalised it to the authority),
+ * split Cookie fields joined, and the proxy headers the config asks for appended (X-Forwarded-For extends
+ * an existing chain, as Moodle's getremoteaddr() and nginx's realip module expect).
  */
-export function backendRequestHeaders(headers: HeaderList, info: ForwardingInfo, wanted: readonly ProxyHeaderName[]): HeaderList {
-  const out: HeaderList = [];
+export function upstreamHeaders(headers: HeaderList, info: ForwardingInfo, wanted: readonly ProxyHeaderName[]): string[] {
+  const out: string[] = [];
+  const named = connectionNamed(headers);
   let priorXff: string | undefined;
   let priorForwarded: string | undefined;
   let hasHost = false;
-  const cookies: string[] = [];
-  for (const [name, value] of stripHopByHop(headers)) {
-    // RFC 9113 §8.2.3 / RFC 9114 §4.2.1: HTTP/2 and HTTP/3 clients may split Cookie into several fields;
-    // an HTTP/1.1 backend must get exactly one (RFC 6265 §5.4), joined with "; ".
-    if (name === 'cookie') {
-      cookies.push(value);
-      continue;
-    }
-    if (name === 'x-forwarded-for' && wanted.includes('x-forwarded-for')) {
-      priorXff = priorXff ? `${priorXff}, ${value}` : value;
-      continue;
-    }
-    if (name === 'forwarded' && wanted.includes('forwarded')) {
-      priorForwarded = priorForwarded ? `${priorForwarded}, ${value}` : value;
-      continue;
-    }
-    if (wanted.includes(name as ProxyHeaderName)) continue; // replaced below, never trusted from the client
-    if (name === 'host') hasHost = true;
-    out.push([name, value]);
+  let cookies: string | undefined;
+  let xff = false;
+  let fwd = false;
+  for (let i = 0; i < wanted.length; i++) {
+    if (wanted[i] === 'x-forwarded-for') xff = true;
+    else if (wanted[i] === 'forwarded') fwd = true;
   }
-  if (cookies.length > 0) out.push(['cookie', cookies.join('; ')]);
-  if (!hasHost) out.push(['host', info.host]);
+  for (let i = 0; i < headers.length; i++) {
+    const name = headers[i][0];
+    const value = headers[i][1];
+    if (CONNECTION_FIELDS.has(name) || CLIENT_ADDRESS_FIELDS.has(name) || name === 'expect') continue;
+    if (named !== undefined && named.has(name)) continue;
+    switch (name) {
+      case 'cookie':
+        // RFC 9113 §8.2.3 / RFC 9114 §4.2.1: HTTP/2 and HTTP/3 clients may split Cookie into several
+        // fields; an HTTP/1.1 backend must get exactly one (RFC 6265 §5.4), joined with "; ".
+        cookies = cookies === undefined ? value : `${cookies}; ${value}`;
+        continue;
+      case 'host':
+        if (hasHost) continue;
+        hasHost = true;
+        break;
+      case 'x-forwarded-for':
+        if (xff) {
+          priorXff = priorXff ? `${priorXff}, ${value}` : value;
+          continue;
+        }
+        break;
+      case 'forwarded':
+        if (fwd) {
+          priorForwarded = priorForwarded ? `${priorForwarded}, ${value}` : value;
+          continue;
+        }
+        break;
+      case 'x-forwarded-proto':
+      case 'x-forwarded-host':
+      case 'x-forwarded-port':
+        if (wanted.includes(name)) continue; // replaced below, never trusted from the client
+        break;
+    }
+    out.push(name, value);
+  }
+  if (cookies !== undefined) out.push('cookie', cookies);
+  if (!hasHost && info.host !== '') out.push('host', info.host);
   const ip = normalizeIp(info.clientIp);
   for (const name of wanted) {
     switch (name) {
       case 'x-forwarded-for':
-        out.push([name, priorXff ? `${priorXff}, ${ip}` : ip]);
+        out.push(name, priorXff ? `${priorXff}, ${ip}` : ip);
         break;
       case 'x-forwarded-proto':
-        out.push([name, info.proto]);
+        out.push(name, info.proto);
         break;
       case 'x-forwarded-host':
-        out.push([name, info.host]);
+        if (info.host !== '') out.push(name, info.host);
         break;
       case 'x-forwarded-port':
-        out.push([name, String(info.port)]);
+        out.push(name, String(info.port));
         break;
       case 'x-real-ip':
-        out.push([name, ip]);
+        out.push(name, ip);
         break;
       case 'forwarded': {
-        const element = `for=${forwardedNode(ip)};proto=${info.proto};host=${quoteIfNeeded(info.host)}`;
-        out.push([name, priorForwarded ? `${priorForwarded}, ${element}` : element]);
+        const element = `for=${forwardedNode(ip)};proto=${info.proto}${info.host !== '' ? `;host=${quoteIfNeeded(info.host)}` : ''}`;
+        out.push(name, priorForwarded ? `${priorForwarded}, ${element}` : element);
         break;
       }
     }
@@ -102,15 +158,23 @@ export function backendRequestHeaders(headers: HeaderList, info: ForwardingInfo,
   return out;
 }
 
-/** undici's response headers (string | string[]) to a list, hop-by-hop removed. */
+/**
+ * undici's response header object (values are a string, or an array for a repeated field) as a list for
+ * the client, hop-by-hop fields and the ones Connection names removed.
+ */
 export function responseHeaderList(headers: Record<string, string | string[] | undefined>): HeaderList {
   const out: HeaderList = [];
-  for (const [name, value] of Object.entries(headers)) {
+  let named: Set<string> | undefined;
+  const connection = headers.connection;
+  if (connection !== undefined) named = connectionNamed([['connection', Array.isArray(connection) ? connection.join(',') : connection]]);
+  for (const name in headers) {
+    if (CONNECTION_FIELDS.has(name) || (named !== undefined && named.has(name))) continue;
+    const value = headers[name];
     if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) out.push([name, v]);
-    else out.push([name, value]);
+    if (typeof value === 'string') out.push([name, value]);
+    else for (let i = 0; i < value.length; i++) out.push([name, value[i]]);
   }
-  return stripHopByHop(out);
+  return out;
 }
 
 export function headerValues(headers: HeaderList, name: string): string[] {

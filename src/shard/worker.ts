@@ -8,12 +8,14 @@ import { createLogger } from '../shared/logger.ts';
 import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE } from '../shared/state.ts';
 import { Balancer } from '../balancer/balancer.ts';
 import { SessionTable } from '../balancer/session-table.ts';
-import { Proxy } from '../proxy/forward.ts';
+import { Forwarder } from '../proxy/forward.ts';
+import { Pipeline } from '../pipeline/pipeline.ts';
+import { buildPhases } from '../pipeline/phases/index.ts';
+import { frontendLimits } from '../config/limits.ts';
 import { LatencyRecorder } from '../admin/latency.ts';
 import { TcpFrontends } from '../tcp/servers.ts';
 import type { TcpKind } from '../tcp/servers.ts';
 import type { QuicEndpoint } from '../quic/endpoint.ts';
-import { createRequestHandler } from './handler.ts';
 import type { ShardInit, PrimaryToShard } from './messages.ts';
 
 const init = workerData as ShardInit;
@@ -29,24 +31,20 @@ const balancer = new Balancer({
   sessions: new SessionTable(init.sessionBuffer),
 });
 const latency = new LatencyRecorder();
-const proxy = new Proxy({
-  config,
-  state,
-  balancer,
-  logger,
-  latency,
-  altSvc: config.quic.enabled ? `h3=":${config.server.httpsPort}"; ma=86400` : undefined,
-});
+const forwarder = new Forwarder({ config, state, balancer, logger, latency });
+const limits = frontendLimits(config);
 
 let nextCollect = 0;
 const pendingCollect = new Map<number, (snapshots: string[][]) => void>();
-const handler = createRequestHandler({
-  config,
-  state,
-  shard,
-  proxy,
-  logger,
-  admin: {
+const pipeline = new Pipeline(
+  buildPhases({
+    config,
+    state,
+    shard,
+    balancer,
+    forwarder,
+    logger,
+    admin: {
     config,
     state,
     startedAt: init.startedAt,
@@ -57,11 +55,16 @@ const handler = createRequestHandler({
         pendingCollect.set(id, resolve);
         port.postMessage({ type: 'admin:collect', id });
       }),
-  },
-});
+    },
+  }),
+  logger,
+);
+const handler = pipeline.handle;
 
 const tcp = new TcpFrontends({
   config,
+  limits,
+  logger,
   shard,
   certFile: init.certFile,
   keyFile: init.keyFile,
@@ -97,7 +100,7 @@ async function drainAndExit(timeoutMs: number): Promise<void> {
   }
   tcp.destroyAll();
   await quic?.close();
-  await proxy.close();
+  await forwarder.close();
   port.postMessage({ type: 'drained' });
 }
 

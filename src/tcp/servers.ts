@@ -1,103 +1,102 @@
-// The TCP frontends of one shard: plain HTTP/1.1 and TLS with ALPN h2 + http/1.1. The primary accepts
-// and transfers each socket here; we hand it to the right node server with emit('connection').
-import http from 'node:http';
+// The TCP side of one shard. The primary accepts each connection and transfers the socket here: plain
+// sockets (HTTP port, admin port) go straight to the HTTP/1.1 frontend; on the HTTPS port quiclb terminates
+// TLS itself and routes by ALPN: h2 to the HTTP/2 frontend, http/1.1 (or no ALPN) to the HTTP/1.1 frontend.
+// A TLS handshake that does not finish within handshakeTimeout is dropped (a client that connects and never
+// sends a ClientHello costs one sweep check, then nothing).
 import http2 from 'node:http2';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/types.ts';
-import type { RequestHandler } from '../proxy/types.ts';
+import type { FrontendLimits } from '../config/limits.ts';
+import type { RequestHandler } from '../shared/http-types.ts';
+import type { Logger } from '../shared/logger.ts';
 import { toFrontRequest, toFrontResponse } from './adapter.ts';
+import { DeadlineSweeper } from './deadline-sweeper.ts';
+import { H1Frontend } from './h1/frontend.ts';
 
 export type TcpKind = 'http' | 'https' | 'admin';
 
 export interface TcpFrontendOptions {
   config: Config;
+  limits: FrontendLimits;
   shard: number;
   certFile: string;
   keyFile: string;
+  logger: Logger;
   onRequest: RequestHandler;
   /** Keep the shard's connection gauge (least-connections dispatch in the primary) current. */
   onConnectionOpen(): void;
   onConnectionClose(): void;
 }
 
+/** A TLS socket whose handshake has not finished yet. */
+class PendingHandshake {
+  readonly socket: Socket;
+  readonly deadline: number;
+  constructor(socket: Socket, deadline: number) {
+    this.socket = socket;
+    this.deadline = deadline;
+  }
+  check(now: number): void {
+    if (now > this.deadline) this.socket.destroy();
+  }
+}
+
 export class TcpFrontends {
-  private readonly plain: http.Server;
-  private readonly secure: http2.Http2SecureServer;
+  private readonly opts: TcpFrontendOptions;
+  private readonly h1: H1Frontend;
+  private readonly tls: tls.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly handshakes: DeadlineSweeper<PendingHandshake>;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sockets = new Set<Socket>();
-  /** HTTP/1.1 request sockets (raw or TLS) -> requests in flight, so a drain can close idle keep-alives. */
-  private readonly h1InFlight = new Map<Socket, number>();
   private readonly connectionKeys = new WeakMap<object, string>();
   private nextConnection = 0;
-  private draining = false;
-  private readonly opts: TcpFrontendOptions;
 
   constructor(opts: TcpFrontendOptions) {
     this.opts = opts;
+    const limits = opts.limits;
+    this.h1 = new H1Frontend({ limits, shard: opts.shard, onRequest: opts.onRequest, logger: opts.logger });
+    this.handshakes = new DeadlineSweeper(limits.handshakeTimeoutMs);
+    this.tls = tls.createServer({
+      cert: readFileSync(opts.certFile),
+      key: readFileSync(opts.keyFile),
+      ALPNProtocols: ['h2', 'http/1.1'],
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: limits.handshakeTimeoutMs,
+    });
+    // Handshake failures are the client's problem, not a shard's.
+    this.tls.on('tlsClientError', () => undefined);
+    this.tls.on('secureConnection', (socket: tls.TLSSocket) => this.onSecure(socket));
+
     const s = opts.config.server;
-    const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, scheme: 'http' | 'https') => {
-      const socket = req.socket as Socket;
-      if (req.httpVersionMajor === 1) this.trackH1(socket, res);
-      opts.onRequest(toFrontRequest(req, scheme, opts.shard, this.keyFor(socket)), toFrontResponse(res, s.writeTimeoutMs));
-    };
-    this.plain = http.createServer(
+    this.h2 = http2.createServer(
       {
-        maxHeaderSize: s.maxHeaderSize,
-        requestTimeout: 0,
-        headersTimeout: s.readTimeoutMs,
-        keepAliveTimeout: s.idleTimeoutMs,
-      },
-      (req, res) => handle(req, res, 'http'),
-    );
-    this.plain.timeout = s.idleTimeoutMs;
-    this.secure = http2.createSecureServer(
-      {
-        cert: readFileSync(opts.certFile),
-        key: readFileSync(opts.keyFile),
-        allowHTTP1: true,
-        ALPNProtocols: ['h2', 'http/1.1'],
-        minVersion: 'TLSv1.2',
         maxSessionMemory: 64,
-        settings: { maxConcurrentStreams: 250, maxHeaderListSize: s.maxHeaderSize, enableConnectProtocol: false },
+        settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: s.maxHeaderSize, enableConnectProtocol: false },
         maxHeaderSize: s.maxHeaderSize,
-        // Half the handshake work per stalled client: drop TLS that does not finish.
-        handshakeTimeout: Math.min(s.readTimeoutMs, 10_000),
-      } as http2.SecureServerOptions,
-      (req, res) => handle(req, res, 'https'),
+      } as http2.ServerOptions,
+      (req, res) => {
+        const socket = req.socket as Socket;
+        opts.onRequest(toFrontRequest(req, 'https', opts.shard, this.keyFor(socket)), toFrontResponse(res, s.writeTimeoutMs));
+      },
     );
-    this.secure.setTimeout(s.idleTimeoutMs);
-    this.secure.on('session', (session: http2.ServerHttp2Session) => {
+    this.h2.setTimeout(s.idleTimeoutMs);
+    this.h2.on('session', (session: http2.ServerHttp2Session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
     });
-    // TLS handshake failures and client resets are the client's problem, not a shard crash.
-    this.secure.on('tlsClientError', () => undefined);
-    this.secure.on('clientError', () => undefined);
-    this.plain.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      else socket.destroy();
-    });
+    this.h2.on('clientError', () => undefined);
   }
 
-  private keyFor(socket: Socket): string {
+  private keyFor(socket: object): string {
     let key = this.connectionKeys.get(socket);
     if (!key) {
       key = `tcp-${this.opts.shard}-${this.nextConnection++}`;
       this.connectionKeys.set(socket, key);
     }
     return key;
-  }
-
-  private trackH1(socket: Socket, res: http.ServerResponse | http2.Http2ServerResponse): void {
-    if (!this.h1InFlight.has(socket)) socket.once('close', () => this.h1InFlight.delete(socket));
-    this.h1InFlight.set(socket, (this.h1InFlight.get(socket) ?? 0) + 1);
-    if (this.draining) (res as http.ServerResponse).shouldKeepAlive = false;
-    res.once('close', () => {
-      const left = (this.h1InFlight.get(socket) ?? 1) - 1;
-      this.h1InFlight.set(socket, left);
-      if (this.draining && left === 0) socket.end();
-    });
   }
 
   accept(socket: Socket, kind: TcpKind): void {
@@ -109,8 +108,27 @@ export class TcpFrontends {
     });
     socket.on('error', () => undefined);
     socket.setNoDelay(true);
-    (kind === 'https' ? this.secure : this.plain).emit('connection', socket);
+    if (kind === 'https') {
+      const pending = new PendingHandshake(socket, Date.now() + this.opts.limits.handshakeTimeoutMs);
+      this.handshakes.add(pending);
+      socket.once('close', () => this.handshakes.delete(pending));
+      (socket as Socket & { pendingHandshake?: PendingHandshake }).pendingHandshake = pending;
+      this.tls.emit('connection', socket);
+    } else {
+      this.h1.accept(socket, 'http', this.keyFor(socket));
+    }
     socket.resume();
+  }
+
+  private onSecure(socket: tls.TLSSocket): void {
+    const raw = (socket as unknown as { _parent?: Socket })._parent;
+    const pending = raw ? (raw as Socket & { pendingHandshake?: PendingHandshake }).pendingHandshake : undefined;
+    if (pending) this.handshakes.delete(pending);
+    socket.on('error', () => undefined);
+    const key = this.keyFor(raw ?? socket);
+    this.connectionKeys.set(socket, key);
+    if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+    else this.h1.accept(socket, 'https', key);
   }
 
   connectionCount(): number {
@@ -119,21 +137,19 @@ export class TcpFrontends {
 
   /** Stop new requests: HTTP/2 GOAWAY, HTTP/1.1 keep-alive ends after the current response. */
   drain(): void {
-    this.draining = true;
+    this.h1.drain();
     // GOAWAY, then close once the open streams are done (session.close() waits for them).
     for (const session of this.sessions) {
       session.goaway(http2.constants.NGHTTP2_NO_ERROR);
       session.close();
     }
-    for (const [socket, inFlight] of this.h1InFlight) if (inFlight === 0) socket.end();
-    this.plain.closeIdleConnections();
-    this.secure.close();
-    this.plain.close();
   }
 
   /** Force-close whatever is still open after the drain timeout. */
   destroyAll(): void {
+    this.h1.destroyAll();
     for (const session of this.sessions) session.destroy();
     for (const socket of this.sockets) socket.destroy();
+    this.handshakes.stop();
   }
 }

@@ -28,6 +28,7 @@ export function quicTestConfig(stateDir: string, patch: (c: Config) => void = ()
       maxHeaderSize: 16384,
       maxBodySize: 0,
       redirectHttpToHttps: false,
+    allowTrace: false,
       shutdownTimeoutMs: 2000,
     },
     tls: { stateDir },

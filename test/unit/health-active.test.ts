@@ -19,7 +19,8 @@ function captureLogger(): { logger: pino.Logger; lines: LogLine[] } {
 
 function makeConfig(backends: Array<{ id: string; port: number; healthy?: boolean }>, hc: Partial<Config['healthCheck']> = {}): Config {
   return {
-    server: { httpPort: 0, httpsPort: 0, bindAddress: '127.0.0.1', readTimeoutMs: 1000, writeTimeoutMs: 1000, idleTimeoutMs: 1000, maxHeaderSize: 16384, maxBodySize: 0, redirectHttpToHttps: false, shutdownTimeoutMs: 1000 },
+    server: { httpPort: 0, httpsPort: 0, bindAddress: '127.0.0.1', readTimeoutMs: 1000, writeTimeoutMs: 1000, idleTimeoutMs: 1000, maxHeaderSize: 16384, maxBodySize: 0, redirectHttpToHttps: false,
+    allowTrace: false, shutdownTimeoutMs: 1000 },
     tls: { stateDir: '/tmp' },
     quic: { enabled: false, idleTimeoutMs: 1000, maxStreamsBidi: 100, initialMaxData: 1 << 20, initialMaxStreamData: 1 << 18, maxUdpPayloadSize: 1350, retryThreshold: 0, udpBufferSize: 0 },
     loadBalancer: {

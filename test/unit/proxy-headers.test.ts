@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backendRequestHeaders, stripHopByHop } from '../../src/proxy/headers.ts';
+import { upstreamHeaders, stripHopByHop } from '../../src/proxy/headers.ts';
+import type { HeaderList } from '../../src/shared/http-types.ts';
+import type { ProxyHeaderName } from '../../src/config/types.ts';
+
+/** upstreamHeaders' flat [name, value, ...] output as pairs. */
+function backendRequestHeaders(headers: HeaderList, i: typeof info, wanted: readonly ProxyHeaderName[]): HeaderList {
+  const flat = upstreamHeaders(headers, i, wanted);
+  const out: HeaderList = [];
+  for (let k = 0; k < flat.length; k += 2) out.push([flat[k], flat[k + 1]]);
+  return out;
+}
 import { normalizeIp } from '../../src/shared/ip.ts';
 
 const info = { clientIp: '203.0.113.7', proto: 'https' as const, host: 'moodle.example.edu', port: 443 };

@@ -1,0 +1,70 @@
+// The per-request context every phase reads and writes (Pingora's CTX): the request and its response,
+// what was decided about it (backend, attempts, status), and the cookies, parsed once when first asked.
+import type { Readable } from 'node:stream';
+import type { BodySink, FrontRequest, FrontResponse, HeaderList } from '../shared/http-types.ts';
+import type { Backend } from '../balancer/backend.ts';
+import { parseCookies } from '../balancer/affinity.ts';
+
+/** The response filters and body filters the pipeline runs on every answer (see pipeline.ts). */
+export interface ResponsePath {
+  respond(ex: Exchange, status: number, headers: HeaderList): BodySink;
+}
+
+export class Exchange {
+  readonly req: FrontRequest;
+  readonly res: FrontResponse;
+  /** performance.now() when the request reached the pipeline. */
+  readonly started: number;
+  /** The request body the backend gets: req.body, maybe wrapped (size limit). */
+  body: Readable | null;
+  /** Status sent to the client; 0 until answered. 499 when the client left first. */
+  status = 0;
+  backend: Backend | undefined;
+  attempts = 0;
+  /** Set by quiclb's own answers: which phase answered (for the access log). */
+  answeredBy: string | undefined;
+  private cookieMap: Map<string, string> | undefined;
+  private readonly path: ResponsePath;
+
+  constructor(req: FrontRequest, res: FrontResponse, path: ResponsePath) {
+    this.req = req;
+    this.res = res;
+    this.path = path;
+    this.body = req.body;
+    this.started = performance.now();
+  }
+
+  /** Cookie fields (HTTP/2 and HTTP/3 may split them) parsed once. */
+  cookies(): Map<string, string> {
+    if (this.cookieMap === undefined) {
+      const values: string[] = [];
+      for (const [name, value] of this.req.headers) if (name === 'cookie') values.push(value);
+      this.cookieMap = parseCookies(values);
+    }
+    return this.cookieMap;
+  }
+
+  /** Sends the head through the response filters and returns the (maybe wrapped) body sink. */
+  respond(status: number, headers: HeaderList): BodySink {
+    this.status = status;
+    return this.path.respond(this, status, headers);
+  }
+
+  /** A small text answer from quiclb itself (errors, redirects, refusals). */
+  answer(status: number, text: string, extra?: HeaderList, by?: string): void {
+    if (this.res.headersSent) {
+      this.res.abort();
+      return;
+    }
+    if (by !== undefined) this.answeredBy = by;
+    const body = Buffer.from(text);
+    const headers: HeaderList = [
+      ['content-type', 'text/plain; charset=utf-8'],
+      ['content-length', String(body.length)],
+      ['cache-control', 'no-store'],
+    ];
+    if (extra !== undefined) for (const h of extra) headers.push(h);
+    const sink = this.respond(status, headers);
+    sink.end(this.req.method === 'HEAD' ? undefined : body);
+  }
+}

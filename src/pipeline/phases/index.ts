@@ -1,0 +1,42 @@
+// The phases of a shard's request pipeline, in their fixed order. Adding a phase is one file and one line here.
+import type { Config } from '../../config/types.ts';
+import type { Logger } from '../../shared/logger.ts';
+import type { SharedState } from '../../shared/state.ts';
+import type { Balancer } from '../../balancer/balancer.ts';
+import type { Forwarder } from '../../proxy/forward.ts';
+import type { AdminContext } from '../../admin/routes.ts';
+import type { Phase } from '../phase.ts';
+import { countPhase } from './count.ts';
+import { adminPhase } from './admin.ts';
+import { redirectPhase } from './redirect.ts';
+import { validatePhase } from './validate.ts';
+import { bodyLimitPhase } from './body-limit.ts';
+import { affinityPhase } from './affinity.ts';
+import { altSvcPhase } from './alt-svc.ts';
+import { proxyPhase } from './proxy.ts';
+import { accessLogPhase } from './access-log.ts';
+
+export interface PhaseDeps {
+  config: Config;
+  state: SharedState;
+  shard: number;
+  balancer: Balancer;
+  forwarder: Forwarder;
+  admin: AdminContext;
+  logger: Logger;
+}
+
+export function buildPhases(d: PhaseDeps): Phase[] {
+  const phases: Array<Phase | undefined> = [
+    countPhase(d.state, d.shard), // requests by protocol and shard
+    adminPhase(d.admin), // /health /stats /metrics /api/test
+    redirectPhase(d.config), // plain HTTP -> HTTPS
+    validatePhase(d.config), // 400/405/417 for what cannot be forwarded
+    bodyLimitPhase(d.config), // 413
+    affinityPhase(d.balancer, d.config.loadBalancer.sessionPersistence), // response: Moodle session + affinity cookie
+    altSvcPhase(d.config), // response: Alt-Svc h3
+    proxyPhase(d.config, d.forwarder), // backend selection, header rewrite, forward with retry
+    accessLogPhase(d.config, d.logger), // done: one line per request
+  ];
+  return phases.filter((p): p is Phase => p !== undefined);
+}

@@ -1,0 +1,98 @@
+// The request pipeline of one shard: every request of every protocol runs the same phases in the same order.
+// The runner is the error boundary: whatever a phase throws (or rejects with) answers 500, or breaks the
+// response if it had started, and never reaches the shard's top level.
+import type { BodySink, FrontRequest, FrontResponse, HeaderList, RequestHandler } from '../shared/http-types.ts';
+import type { Logger } from '../shared/logger.ts';
+import { Exchange, type ResponsePath } from './exchange.ts';
+import type { Phase, ResponseHead } from './phase.ts';
+
+type RequestHook = (ex: Exchange) => boolean | Promise<boolean>;
+
+export class Pipeline implements ResponsePath {
+  readonly phases: readonly Phase[];
+  private readonly requestHooks: RequestHook[];
+  private readonly responseHooks: Phase[];
+  private readonly bodyHooks: Phase[];
+  private readonly doneHooks: Phase[];
+  private readonly logger: Logger;
+
+  constructor(phases: readonly Phase[], logger: Logger) {
+    this.phases = phases;
+    this.logger = logger;
+    this.requestHooks = phases.filter((p) => p.request).map((p) => p.request!.bind(p));
+    this.responseHooks = phases.filter((p) => p.response);
+    this.bodyHooks = phases.filter((p) => p.body);
+    this.doneHooks = phases.filter((p) => p.done);
+  }
+
+  /** The handler the frontends call. */
+  readonly handle: RequestHandler = (req: FrontRequest, res: FrontResponse): void => {
+    const ex = new Exchange(req, res, this);
+    this.run(ex, 0);
+  };
+
+  private run(ex: Exchange, from: number): void {
+    const hooks = this.requestHooks;
+    try {
+      for (let i = from; i < hooks.length; i++) {
+        const verdict = hooks[i](ex);
+        if (verdict === false) continue;
+        if (verdict === true) {
+          this.finish(ex);
+          return;
+        }
+        verdict.then(
+          (answered) => (answered ? this.finish(ex) : this.run(ex, i + 1)),
+          (err: unknown) => this.fail(ex, err),
+        );
+        return;
+      }
+      // Every chain ends in a phase that answers (the proxy); reaching here is a bug.
+      this.fail(ex, new Error('no phase answered the request'));
+    } catch (err) {
+      this.fail(ex, err);
+    }
+  }
+
+  respond(ex: Exchange, status: number, headers: HeaderList): BodySink {
+    const head: ResponseHead = { status, headers };
+    for (let i = 0; i < this.responseHooks.length; i++) {
+      try {
+        this.responseHooks[i].response!(ex, head);
+      } catch (err) {
+        // A filter's bug must not turn into a backend failure (the forwarder would see the throw).
+        this.logger.error({ err, phase: this.responseHooks[i].name }, 'response filter failed');
+      }
+    }
+    ex.status = head.status;
+    let sink = ex.res.respond(head.status, head.headers);
+    for (let i = 0; i < this.bodyHooks.length; i++) sink = this.bodyHooks[i].body!(ex, head, sink);
+    return sink;
+  }
+
+  private fail(ex: Exchange, err: unknown): void {
+    this.logger.error({ err, method: ex.req.method, path: ex.req.path }, 'request pipeline failed');
+    try {
+      if (!ex.res.headersSent) ex.answer(500, '500 Internal Server Error: quiclb failed to handle this request.\n', undefined, 'error');
+      else ex.res.abort(err instanceof Error ? err : new Error(String(err)));
+    } catch (e) {
+      this.logger.error({ err: e }, 'could not answer a failed request');
+      try {
+        ex.res.abort();
+      } catch {
+        // nothing more to do for this request
+      }
+    }
+    this.finish(ex);
+  }
+
+  private finish(ex: Exchange): void {
+    for (let i = 0; i < this.doneHooks.length; i++) {
+      try {
+        this.doneHooks[i].done!(ex);
+      } catch (err) {
+        this.logger.error({ err }, `pipeline phase ${this.doneHooks[i].name} failed after the response`);
+      }
+    }
+  }
+}
