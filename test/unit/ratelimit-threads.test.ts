@@ -11,6 +11,8 @@ import { validateConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { RateLimiter } from '../../src/ratelimit/limiter.ts';
 import { ClientEventWindow } from '../../src/ratelimit/event-window.ts';
+import { ClientTable } from '../../src/ratelimit/client-table.ts';
+import { STALE_LOCK_MS } from '../../src/ratelimit/lock.ts';
 
 const LIMITER_URL = new URL('../../src/ratelimit/limiter.ts', import.meta.url).href;
 const EVENTS_URL = new URL('../../src/ratelimit/event-window.ts', import.meta.url).href;
@@ -208,4 +210,35 @@ test('throughput of checkRequest() from 2 threads (measured, not asserted)', asy
     t.diagnostic(`${sameClient ? 'one client' : 'two clients'}: ${fmt(sum(rates))} checkRequest/s from 2 threads (${rates.map(fmt).join(' + ')})`);
   }
   assert.equal(limiter.stats().table.stolenLocks, 0);
+});
+
+test('a slot lock left held by a terminated thread is taken over after STALE_LOCK_MS, once', async () => {
+  const table = ClientTable.create(64, 1);
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.url).then(({ ClientTable }) => {
+      const table = ClientTable.attach(workerData.buffer);
+      table.lock({ kind: 4, hi: 0x0a000001, lo: 0 }, 1); // and never unlock: terminated inside the critical section
+      parentPort.postMessage('locked');
+      setInterval(() => {}, 1000);
+    });`;
+  const w = new Worker(code, { eval: true, workerData: { url: new URL('../../src/ratelimit/client-table.ts', import.meta.url).href, buffer: table.buffer } });
+  await new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  const key = { kind: 4, hi: 0x0a000001, lo: 0 } as const;
+  const start = performance.now();
+  const slot = table.lock(key, 2);
+  const waited = performance.now() - start;
+  assert.ok(slot >= 0);
+  table.unlock(slot);
+  assert.ok(waited >= STALE_LOCK_MS - 1, `took over after ${waited.toFixed(0)} ms`);
+  assert.equal(table.stats().stolenLocks, 1);
+  // Taken over for good: the next lock is immediate.
+  const again = performance.now();
+  table.unlock(table.lock(key, 3));
+  assert.equal(table.stats().stolenLocks, 1);
+  assert.ok(performance.now() - again < STALE_LOCK_MS, 'no second wait');
 });
