@@ -31,6 +31,7 @@ export const DEFAULTS = {
     redirectHttpToHttps: false,
     allowTrace: false,
     shutdownTimeout: '10s',
+    trustedProxies: [],
   },
   tls: {
     stateDir: '.quiclb-state',
@@ -79,6 +80,23 @@ export const DEFAULTS = {
     level: 'info',
     format: 'json',
     accessLog: true,
+  },
+  // Per client IP. A Moodle page with a cold cache is 40 to 80 requests, so the burst holds a few page
+  // loads; a school behind one NAT address needs its range in allowList. Login attempts cost a password
+  // hash on the backend each, hence the far smaller login bucket.
+  rateLimit: {
+    enabled: false,
+    requestsPerSecond: 50,
+    burst: 200,
+    login: {
+      requestsPerSecond: 1,
+      burst: 20,
+      paths: [{ path: '/login/index.php', methods: ['POST'] }, { path: '/login/token.php' }],
+    },
+    maxConnectionsPerClient: 256,
+    allowList: [],
+    maxClients: 65536,
+    logInterval: '1m',
   },
 } as const;
 

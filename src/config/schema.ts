@@ -101,6 +101,16 @@ const cidr = () =>
     }
   });
 
+/** A positive rate such as requests per second (fractions allowed: 0.5 is one every two seconds). */
+function rate() {
+  const error = 'expected number > 0 and at most 1000000';
+  return z.number({ error }).positive({ error }).max(1_000_000, { error });
+}
+
+// RFC 9110 §9.1: a method is a token, and case-sensitive.
+const method = () =>
+  str('HTTP method like "POST"').regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { error: 'expected HTTP method like "POST"' });
+
 type RenameMs<T, K extends PropertyKey> = { [P in keyof T as P extends K & string ? `${P}Ms` : P]: T[P] };
 
 /**
@@ -133,6 +143,7 @@ const server = section(
     redirectHttpToHttps: bool().prefault(D.server.redirectHttpToHttps),
     allowTrace: bool().prefault(D.server.allowTrace),
     shutdownTimeout: duration().prefault(D.server.shutdownTimeout),
+    trustedProxies: list(cidr(), 1024).prefault(() => []),
   },
   ['readTimeout', 'writeTimeout', 'idleTimeout', 'shutdownTimeout'],
 );
@@ -233,6 +244,35 @@ const logging = section({
   accessLog: bool().prefault(D.logging.accessLog),
 });
 
+const loginPath = z.strictObject(
+  {
+    path: path().refine((p) => !p.includes('?'), { error: 'expected path without a query string (it is ignored when matching)' }),
+    methods: list(method(), 32).min(1, { error: 'expected at least one method, or no methods field for every method' }).optional(),
+  },
+  { error: 'expected object' },
+);
+
+const login = section({
+  requestsPerSecond: rate().prefault(D.rateLimit.login.requestsPerSecond),
+  burst: int(1, 1_000_000).prefault(D.rateLimit.login.burst),
+  paths: list(loginPath, 64).prefault(() => structuredClone(D.rateLimit.login.paths) as unknown as { path: string; methods?: string[] }[]),
+});
+
+const rateLimit = section(
+  {
+    enabled: bool().prefault(D.rateLimit.enabled),
+    requestsPerSecond: rate().prefault(D.rateLimit.requestsPerSecond),
+    burst: int(1, 1_000_000).prefault(D.rateLimit.burst),
+    login: login.prefault({}),
+    maxConnectionsPerClient: int(0, 1_000_000).prefault(D.rateLimit.maxConnectionsPerClient),
+    allowList: list(cidr(), 1024).prefault(() => []),
+    // Bounded by the shared table's layout (src/ratelimit/client-table.ts): 2^20 clients take about 80 MiB.
+    maxClients: int(1024, 1 << 20).prefault(D.rateLimit.maxClients),
+    logInterval: duration().prefault(D.rateLimit.logInterval),
+  },
+  ['logInterval'],
+);
+
 // ---- cross-field checks ---------------------------------------------------------------------------
 
 type Ctx = z.core.$RefinementCtx<Config>;
@@ -309,6 +349,7 @@ export const configSchema = z
       moodle: moodle.prefault({}),
       admin: admin.prefault({}),
       logging: logging.prefault({}),
+      rateLimit: rateLimit.prefault({}),
     },
     { error: 'expected object' },
   )

@@ -40,6 +40,11 @@ export interface ServerConfig {
   allowTrace: boolean;
   /** Drain timeout on SIGTERM/SIGINT. */
   shutdownTimeoutMs: number;
+  /**
+   * CIDRs of proxies in front of quiclb (a CDN) whose X-Forwarded-For is believed when finding the client
+   * address (src/shared/client-address.ts). Empty: the socket's peer is the client, whatever XFF says.
+   */
+  trustedProxies: string[];
 }
 
 export interface TlsConfig {
@@ -116,6 +121,37 @@ export interface LoggingConfig {
   accessLog: boolean;
 }
 
+export interface LoginPathConfig {
+  /** Exact path, query string excluded. */
+  path: string;
+  /** Methods that count (case-sensitive); absent = every method. */
+  methods?: string[];
+}
+
+export interface LoginLimitConfig {
+  /** The stricter bucket for login requests (they take from the general bucket too). */
+  requestsPerSecond: number;
+  burst: number;
+  paths: LoginPathConfig[];
+}
+
+/** Per-client limits (IPv4 address, IPv6 /64), shared by all shards. Admin endpoints and health checks are never limited. */
+export interface RateLimitConfig {
+  enabled: boolean;
+  /** Token bucket per client: sustained rate and bucket size. */
+  requestsPerSecond: number;
+  burst: number;
+  login: LoginLimitConfig;
+  /** Open TCP + QUIC connections per client; 0 = unlimited. */
+  maxConnectionsPerClient: number;
+  /** CIDRs never limited (a school's NAT, monitoring). */
+  allowList: string[];
+  /** Clients tracked at once (shared table size; the least recently seen are recycled). */
+  maxClients: number;
+  /** A limited client is logged at most once per this interval. */
+  logIntervalMs: number;
+}
+
 export interface Config {
   server: ServerConfig;
   tls: TlsConfig;
@@ -125,4 +161,5 @@ export interface Config {
   moodle: MoodleConfig;
   admin: AdminConfig;
   logging: LoggingConfig;
+  rateLimit: RateLimitConfig;
 }

@@ -30,6 +30,7 @@ export function quicTestConfig(stateDir: string, patch: (c: Config) => void = ()
       redirectHttpToHttps: false,
     allowTrace: false,
       shutdownTimeoutMs: 2000,
+      trustedProxies: [],
     },
     tls: { stateDir },
     quic: {
@@ -66,6 +67,16 @@ export function quicTestConfig(stateDir: string, patch: (c: Config) => void = ()
     moodle: { sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
     admin: { allowFrom: ['127.0.0.1/32'], port: 0 },
     logging: { level: 'silent', format: 'json', accessLog: false },
+    rateLimit: {
+      enabled: false,
+      requestsPerSecond: 50,
+      burst: 200,
+      login: { requestsPerSecond: 1, burst: 20, paths: [] },
+      maxConnectionsPerClient: 0,
+      allowList: [],
+      maxClients: 1024,
+      logIntervalMs: 60_000,
+    },
   };
   patch(c);
   return c;

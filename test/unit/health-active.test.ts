@@ -19,8 +19,7 @@ function captureLogger(): { logger: pino.Logger; lines: LogLine[] } {
 
 function makeConfig(backends: Array<{ id: string; port: number; healthy?: boolean }>, hc: Partial<Config['healthCheck']> = {}): Config {
   return {
-    server: { httpPort: 0, httpsPort: 0, bindAddress: '127.0.0.1', readTimeoutMs: 1000, writeTimeoutMs: 1000, idleTimeoutMs: 1000, maxHeaderSize: 16384, maxBodySize: 0, redirectHttpToHttps: false,
-    allowTrace: false, shutdownTimeoutMs: 1000 },
+    server: { httpPort: 0, httpsPort: 0, bindAddress: '127.0.0.1', readTimeoutMs: 1000, writeTimeoutMs: 1000, idleTimeoutMs: 1000, maxHeaderSize: 16384, maxBodySize: 0, redirectHttpToHttps: false, allowTrace: false, shutdownTimeoutMs: 1000, trustedProxies: [] },
     tls: { stateDir: '/tmp' },
     quic: { enabled: false, idleTimeoutMs: 1000, maxStreamsBidi: 100, initialMaxData: 1 << 20, initialMaxStreamData: 1 << 18, maxUdpPayloadSize: 1350, retryThreshold: 0, udpBufferSize: 0 },
     loadBalancer: {
@@ -38,6 +37,16 @@ function makeConfig(backends: Array<{ id: string; port: number; healthy?: boolea
     moodle: { wwwRoot: 'https://moodle.example.test:8443/moodle', sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
     admin: { allowFrom: ['127.0.0.0/8'], port: 0 },
     logging: { level: 'silent', format: 'json', accessLog: false },
+    rateLimit: {
+      enabled: false,
+      requestsPerSecond: 50,
+      burst: 200,
+      login: { requestsPerSecond: 1, burst: 20, paths: [] },
+      maxConnectionsPerClient: 0,
+      allowList: [],
+      maxClients: 1024,
+      logIntervalMs: 60_000,
+    },
   };
 }
 
