@@ -64,6 +64,9 @@ export class Balancer {
   private readonly groups = new Map<string, Group>();
   private readonly byToken = new Map<string, Backend>();
   private readonly tokens: readonly string[];
+  /** The affinity Set-Cookie value per backend, built once (it depends only on the backend and TLS). */
+  private readonly plainCookies: string[] = [];
+  private readonly secureCookies: string[] = [];
 
   constructor(opts: BalancerOptions) {
     this.backends = backendsFromConfig(opts.lb.backendServers);
@@ -139,11 +142,17 @@ export class Balancer {
       }
     }
     if (!sessionSet) {
+      // Only ids a backend issued are in the table: a client cannot fill it with ids it invents. A known id
+      // that moved (its backend went down) is re-pinned to where it is served now.
       const sid = reqCookies.get(this.sessionCookie);
-      if (sid !== undefined && sid !== '') this.sessions.remember(sid, backend.index);
+      if (sid !== undefined && sid !== '') {
+        const known = this.sessions.lookup(sid);
+        if (known !== undefined && known !== backend.index) this.sessions.remember(sid, backend.index);
+      }
     }
     if (reqCookies.get(this.affinityCookie) === this.tokens[backend.index]) return undefined;
-    return setCookieHeader(this.affinityCookie, backend, secure);
+    const cache = secure ? this.secureCookies : this.plainCookies;
+    return (cache[backend.index] ??= setCookieHeader(this.affinityCookie, backend, secure));
   }
 
   private usable(b: Backend, group: Group, exclude: ReadonlySet<number> | undefined): boolean {

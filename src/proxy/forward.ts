@@ -18,6 +18,7 @@ import { classifyFailure, clientFault, isIdempotent } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { Backend } from '../balancer/backend.ts';
 import { recordBackendResult } from '../health/passive.ts';
+import { interimFilteringConnector } from './interim-filter.ts';
 import type { LatencyRecorder } from '../admin/latency.ts';
 
 export interface ForwarderOptions {
@@ -137,7 +138,7 @@ export class Forwarder {
         connections: backend.maxConnections > 0 ? backend.maxConnections : 256,
         pipelining: 1,
         keepAliveTimeout: 30_000,
-        connect: { timeout: lb.connectTimeoutMs },
+        connect: interimFilteringConnector({ timeout: lb.connectTimeoutMs }),
         headersTimeout: lb.backendTimeoutMs,
         bodyTimeout: Math.max(lb.backendTimeoutMs, this.opts.config.server.readTimeoutMs),
       });

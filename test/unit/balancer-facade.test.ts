@@ -63,6 +63,7 @@ test('failover: pinned backend marked down -> strategy picks another, and the cl
   const a = balancer.byIndex(0)!;
   const pinned = req([`${COOKIE}=${affinityToken(a)}; MoodleSession=sess1`]);
   assert.equal(balancer.select(pinned)?.backend.id, 'a');
+  balancer.afterResponse(new Map(), a, ['MoodleSession=sess1; Path=/']); // a issued the session
 
   state.setBackendGauge(0, B_HEALTHY, 0);
   const s = balancer.select(pinned);
@@ -76,6 +77,13 @@ test('failover: pinned backend marked down -> strategy picks another, and the cl
   state.setBackendGauge(0, B_HEALTHY, 1);
   const bySession = balancer.select(req(['MoodleSession=sess1']));
   assert.deepEqual([bySession?.backend.id, bySession?.reason], ['b', 'session']);
+});
+
+test('a session id the client invented is never recorded (the table holds only ids a backend issued)', () => {
+  const { balancer, sessions } = makeBalancer([backend('a'), backend('b')]);
+  const a = balancer.byIndex(0)!;
+  balancer.afterResponse(req(['MoodleSession=made-up']).cookies, a, [], false);
+  assert.equal(sessions.lookup('made-up'), undefined);
 });
 
 test('excluded pinned backend (retry) goes to another one', () => {
