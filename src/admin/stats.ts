@@ -24,6 +24,7 @@ import {
   G_REQ_HTTP2,
   G_REQ_HTTP3,
   G_SHARD_RESTARTS,
+  G_UNCAUGHT_ERRORS,
   G_VERSION_NEGOTIATIONS,
   S_ALIVE,
   S_CONNECTIONS,
@@ -81,6 +82,8 @@ export interface Stats {
     dropped: { unknownCid: number; badHeader: number; initialTooShort: number; queueFull: number; badToken: number; shardError: number };
   };
   shardRestarts: number;
+  /** Exceptions that escaped every per-request and per-connection boundary (each one is a bug, logged). */
+  uncaughtErrors: number;
 }
 
 export function buildStats(input: StatsInput, now = Date.now()): Stats {
@@ -133,5 +136,6 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
       },
     },
     shardRestarts: g(G_SHARD_RESTARTS),
+    uncaughtErrors: g(G_UNCAUGHT_ERRORS),
   };
 }

@@ -5,7 +5,7 @@ import type { TransferListItem } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/types.ts';
 import { createLogger } from '../shared/logger.ts';
-import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE } from '../shared/state.ts';
+import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE, G_UNCAUGHT_ERRORS } from '../shared/state.ts';
 import { Balancer } from '../balancer/balancer.ts';
 import { SessionTable } from '../balancer/session-table.ts';
 import { Forwarder } from '../proxy/forward.ts';
@@ -24,6 +24,19 @@ const config: Config = init.config;
 const shard = init.shard;
 const logger = createLogger(config.logging, { shard });
 const state = new SharedState(init.stateBuffer);
+
+// The last line of defence. Every request and connection has its own boundary (the pipeline runner, the
+// frontends' callbacks); an exception that still gets here is a bug in one connection's handling, and ending
+// the shard would cost every other connection on it. Logged with its stack and counted (/stats
+// uncaughtErrors, quiclb_uncaught_errors_total) so tests and operators see it; the shard keeps serving.
+process.on('uncaughtException', (err) => {
+  state.addGlobal(G_UNCAUGHT_ERRORS);
+  logger.error({ err }, 'uncaught exception in a shard (a bug: please report it); the shard keeps running');
+});
+process.on('unhandledRejection', (err) => {
+  state.addGlobal(G_UNCAUGHT_ERRORS);
+  logger.error({ err }, 'unhandled promise rejection in a shard (a bug: please report it)');
+});
 const balancer = new Balancer({
   lb: config.loadBalancer,
   sessionCookie: config.moodle.sessionCookie,

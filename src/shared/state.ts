@@ -42,6 +42,7 @@ export const G_TCP_CONNECTIONS = 15;
 export const G_QUIC_CONNECTIONS = 16;
 export const G_DROP_SHARD_ERROR = 17; // datagrams the shard's quiche rejected
 export const G_QUIC_OLD_PATH_PROBES = 18; // packets quiche sent for a path the client left (QuicEndpoint.drainOldPaths)
+export const G_UNCAUGHT_ERRORS = 23; // exceptions no per-request/per-connection boundary caught (a bug; the shard keeps running)
 const G_COUNTERS = 24;
 
 export const GLOBAL_COUNTER_NAMES: Record<number, string> = {
@@ -64,6 +65,7 @@ export const GLOBAL_COUNTER_NAMES: Record<number, string> = {
   [G_QUIC_CONNECTIONS]: 'quic_connections',
   [G_DROP_SHARD_ERROR]: 'quic_dropped_shard_error',
   [G_QUIC_OLD_PATH_PROBES]: 'quic_old_path_probes',
+  [G_UNCAUGHT_ERRORS]: 'uncaught_errors',
 };
 
 // Per-shard gauges (Int32) and counters (BigInt64).

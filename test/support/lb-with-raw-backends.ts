@@ -40,6 +40,7 @@ export async function startLbWithRawBackends(
     async assertUnharmed() {
       const s = await stats();
       assert.equal(s.shardRestarts, 0, 'no shard restarted');
+      assert.equal(s.uncaughtErrors, 0, 'no exception escaped a request or connection boundary');
       for (const b of s.backends) {
         assert.equal(b.healthy, true, `backend ${b.id} still healthy`);
         assert.equal(b.errors, 0, `no failure counted against ${b.id}`);

@@ -34,6 +34,8 @@ export interface RawBackend {
   requests: RecordedRequest[];
   /** Every byte each connection received, in order. */
   connections: Buffer[];
+  /** Whether each connection (same index) has closed. */
+  closed: boolean[];
   close(): Promise<void>;
 }
 
@@ -43,11 +45,13 @@ export async function startRawBackend(opts: RawBackendOptions = {}): Promise<Raw
   const port = await freePort();
   const requests: RecordedRequest[] = [];
   const connections: Buffer[] = [];
+  const closed: boolean[] = [];
   const sockets = new Set<net.Socket>();
   const respond = opts.respond ?? (() => OK_RESPONSE);
   const server = net.createServer((socket) => {
     sockets.add(socket);
     const index = connections.push(Buffer.alloc(0)) - 1;
+    closed.push(false);
     let buf = Buffer.alloc(0);
     let current: (RecordedRequest & { need: number; chunkState: 'size' | 'data' | 'crlf' | 'trailer'; chunkLeft: number }) | undefined;
     const answer = (req: RecordedRequest) => {
@@ -121,6 +125,7 @@ export async function startRawBackend(opts: RawBackendOptions = {}): Promise<Raw
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      closed[index] = true;
       sockets.delete(socket);
       if (current !== undefined && !current.complete) current.aborted = true;
     });
@@ -130,6 +135,7 @@ export async function startRawBackend(opts: RawBackendOptions = {}): Promise<Raw
     port,
     requests,
     connections,
+    closed,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

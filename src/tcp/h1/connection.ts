@@ -418,7 +418,19 @@ export class H1Connection implements ExchangeHost {
     const waiters = this.drainWaiters;
     if (waiters.length === 0) return;
     this.drainWaiters = [];
-    for (const cb of waiters) cb();
+    this.runAll(waiters);
+  }
+
+  /** Runs callbacks of the pipeline; one that throws is logged and costs this connection only. */
+  private runAll(cbs: Array<() => void>): void {
+    for (const cb of cbs) {
+      try {
+        cb();
+      } catch (err) {
+        this.opts.logger.error({ err }, 'HTTP/1.1 callback threw');
+        this.destroy(err as Error);
+      }
+    }
   }
 
   destroy(reason?: Error): void {
@@ -441,7 +453,7 @@ export class H1Connection implements ExchangeHost {
     this.reading = null;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
-    for (const cb of waiters) cb();
+    this.runAll(waiters);
     try {
       this.parser.finish();
     } catch {
