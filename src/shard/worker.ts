@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/types.ts';
-import { createLogger } from '../shared/logger.ts';
+import { createLogger, lineBatcher } from '../shared/logger.ts';
 import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE, G_UNCAUGHT_ERRORS } from '../shared/state.ts';
 import { Balancer } from '../balancer/balancer.ts';
 import { SessionTable } from '../balancer/session-table.ts';
@@ -114,6 +114,7 @@ async function drainAndExit(timeoutMs: number): Promise<void> {
   tcp.destroyAll();
   await quic?.close();
   await forwarder.close();
+  lineBatcher().flush();
   port.postMessage({ type: 'drained' });
 }
 
