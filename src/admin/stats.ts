@@ -9,6 +9,11 @@ import {
   BC_ERRORS,
   BC_FAILOVERS,
   BC_REQUESTS,
+  CC_BYTES_IN,
+  CC_BYTES_OUT,
+  CC_RESPONSES,
+  COMPRESSION_CODINGS,
+  type CompressionCoding,
   G_DROP_BAD_HEADER,
   G_DROP_BAD_TOKEN,
   G_DROP_INITIAL_TOO_SHORT,
@@ -81,6 +86,8 @@ export interface Stats {
     dropped: { unknownCid: number; badHeader: number; initialTooShort: number; queueFull: number; badToken: number; shardError: number };
   };
   shardRestarts: number;
+  /** Responses compressed by quiclb (src/compress) and their body bytes before and after, per coding. */
+  compression: Record<CompressionCoding, { responses: number; bytesIn: number; bytesOut: number }>;
 }
 
 export function buildStats(input: StatsInput, now = Date.now()): Stats {
@@ -133,5 +140,15 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
       },
     },
     shardRestarts: g(G_SHARD_RESTARTS),
+    compression: Object.fromEntries(
+      COMPRESSION_CODINGS.map((c) => [
+        c,
+        {
+          responses: Number(state.compressionCounter(c, CC_RESPONSES)),
+          bytesIn: Number(state.compressionCounter(c, CC_BYTES_IN)),
+          bytesOut: Number(state.compressionCounter(c, CC_BYTES_OUT)),
+        },
+      ]),
+    ) as Stats['compression'],
   };
 }
