@@ -31,13 +31,13 @@ export const FLUSH_DELAY_MS = 10;
 
 export const COMPRESS_ERROR_CODE = 'QUICLB_COMPRESS_FAILED';
 
-/** The encoder failed; the response is broken (abort it) and its bytes so far are not a valid stream. */
+/** The encoder or the sink below it failed; the response is broken (abort it) and its bytes so far are not a valid stream. */
 export class CompressError extends Error {
   readonly code = COMPRESS_ERROR_CODE;
   readonly encoding: CompressionEncoding;
 
   constructor(encoding: CompressionEncoding, cause: unknown) {
-    super(`${encoding} encoder failed: ${(cause as Error)?.message ?? String(cause)}; the response was aborted`, { cause });
+    super(`${encoding} compression failed: ${(cause as Error)?.message ?? String(cause)}; the response was aborted`, { cause });
     this.name = 'CompressError';
     this.encoding = encoding;
   }
@@ -85,7 +85,10 @@ export interface CompressSinkOptions {
   sizeHint?: number;
   /** Where responses and bytes in/out are counted per coding, for /stats and /metrics. */
   state?: SharedState;
-  /** Called once if the encoder fails (the sink is then aborted: nothing more reaches `sink`). */
+  /**
+   * Called once if the encoder fails or `sink` throws (this sink is then aborted: nothing more reaches
+   * `sink`); the caller aborts the FrontResponse.
+   */
   onError?: (err: CompressError) => void;
   /** Overrides FLUSH_DELAY_MS (tests). */
   flushDelayMs?: number;
@@ -139,29 +142,41 @@ export function compressSink(sink: BodySink, encoding: CompressionEncoding, leve
     encoder.destroy();
   };
 
+  const fail = (err: unknown): void => {
+    if (phase === 'aborted') return;
+    phase = 'aborted';
+    release();
+    onError?.(new CompressError(encoding, err));
+  };
+
+  // These handlers run from zlib's thread-pool callbacks: a throw from the sink would reach the shard's
+  // top level, so it fails this response instead.
   encoder.on('data', (chunk: Buffer) => {
     bytesOut += chunk.length;
     state?.addCompressionCounter(encoding, CC_BYTES_OUT, BigInt(chunk.length));
-    if (!sink.write(chunk)) {
-      // Stop emitting until the client catches up; the encoder then stops taking input too.
-      encoder.pause();
-      sink.onDrain(() => {
-        if (phase !== 'aborted') encoder.resume();
-      });
+    try {
+      if (!sink.write(chunk)) {
+        // Stop emitting until the client catches up; the encoder then stops taking input too.
+        encoder.pause();
+        sink.onDrain(() => {
+          if (phase !== 'aborted') encoder.resume();
+        });
+      }
+    } catch (err) {
+      fail(err);
     }
   });
   encoder.once('end', () => {
     if (phase === 'aborted') return;
     phase = 'done';
     stopTimer();
-    sink.end();
+    try {
+      sink.end();
+    } catch (err) {
+      fail(err);
+    }
   });
-  encoder.once('error', (err: Error) => {
-    if (phase === 'aborted') return;
-    phase = 'aborted';
-    release();
-    onError?.(new CompressError(encoding, err));
-  });
+  encoder.once('error', fail);
 
   return {
     write(chunk: Uint8Array): boolean {

@@ -231,3 +231,27 @@ test('abort mid-stream: nothing more reaches the sink, it is never ended, later 
     assert.deepEqual(errors, []);
   }
 });
+
+test('a sink that throws fails the response through onError instead of escaping from a zlib callback', async () => {
+  const errors: Error[] = [];
+  let writes = 0;
+  const broken: BodySink = {
+    write() {
+      writes++;
+      throw new Error('socket gone');
+    },
+    end() {},
+    onDrain: (cb) => process.nextTick(cb),
+  };
+  const c = compressSink(broken, 'gzip', 6, { onError: (e) => errors.push(e) });
+  c.write(text(200_000, 7));
+  c.end();
+  const deadline = Date.now() + 5000;
+  while (errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as Error & { code: string }).code, 'QUICLB_COMPRESS_FAILED');
+  assert.match(errors[0].message, /gzip compression failed: socket gone/);
+  assert.equal(writes, 1, 'nothing more is written after the failure');
+  assert.equal(c.write(Buffer.from('x')), false);
+});
