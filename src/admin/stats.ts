@@ -52,6 +52,9 @@ export interface BackendStats {
   id: string;
   host: string;
   port: number;
+  /** Configured weight (weighted and least-connections strategies). */
+  weight: number;
+  group: string;
   healthy: boolean;
   enabled: boolean;
   activeConnections: number;
@@ -98,6 +101,8 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
     id: b.id,
     host: b.host,
     port: b.port,
+    weight: b.weight,
+    group: b.group,
     healthy: state.backendGauge(i, B_HEALTHY) === 1,
     enabled: state.backendGauge(i, B_ENABLED) === 1,
     activeConnections: state.backendGauge(i, B_ACTIVE),

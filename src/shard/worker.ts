@@ -51,6 +51,8 @@ const handler = createRequestHandler({
     state,
     startedAt: init.startedAt,
     workers: init.workers,
+    // Drains and enables from the dashboard, and failed logins, are logged with the client address.
+    logger,
     collectLatency: () =>
       new Promise<string[][]>((resolve) => {
         const id = nextCollect++;
