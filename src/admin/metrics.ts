@@ -12,6 +12,10 @@ import {
   BC_FAILOVERS,
   BC_HEALTH_TRANSITIONS,
   BC_REQUESTS,
+  CC_BYTES_IN,
+  CC_BYTES_OUT,
+  CC_RESPONSES,
+  COMPRESSION_CODINGS,
   G_REQ_HTTP1,
   G_REQ_HTTP2,
   G_REQ_HTTP3,
@@ -135,5 +139,10 @@ export function renderMetrics(input: StatsInput): string {
   }
   out.family('quiclb_quic_dropped_packets_total', 'counter', 'QUIC datagrams dropped, by reason.', dropped);
   out.family('quiclb_shard_restarts_total', 'counter', 'Shard threads restarted after a crash.', [{ value: state.globalCounter(G_SHARD_RESTARTS) }]);
+
+  const perCoding = (field: number): Sample[] => COMPRESSION_CODINGS.map((c) => ({ labels: { encoding: c }, value: state.compressionCounter(c, field) }));
+  out.family('quiclb_compression_responses_total', 'counter', 'Responses compressed by quiclb, by content coding.', perCoding(CC_RESPONSES));
+  out.family('quiclb_compression_bytes_in_total', 'counter', 'Response body bytes before compression, by content coding.', perCoding(CC_BYTES_IN));
+  out.family('quiclb_compression_bytes_out_total', 'counter', 'Response body bytes after compression, by content coding.', perCoding(CC_BYTES_OUT));
   return out.text();
 }

@@ -9,6 +9,11 @@ import {
   BC_ERRORS,
   BC_FAILOVERS,
   BC_REQUESTS,
+  CC_BYTES_IN,
+  CC_BYTES_OUT,
+  CC_RESPONSES,
+  COMPRESSION_CODINGS,
+  type CompressionCoding,
   G_DROP_BAD_HEADER,
   G_DROP_BAD_TOKEN,
   G_DROP_INITIAL_TOO_SHORT,
@@ -48,6 +53,9 @@ export interface BackendStats {
   id: string;
   host: string;
   port: number;
+  /** Configured weight (weighted and least-connections strategies). */
+  weight: number;
+  group: string;
   healthy: boolean;
   enabled: boolean;
   activeConnections: number;
@@ -84,6 +92,8 @@ export interface Stats {
   shardRestarts: number;
   /** Exceptions that escaped every per-request and per-connection boundary (each one is a bug, logged). */
   uncaughtErrors: number;
+  /** Responses compressed by quiclb (src/compress) and their body bytes before and after, per coding. */
+  compression: Record<CompressionCoding, { responses: number; bytesIn: number; bytesOut: number }>;
 }
 
 export function buildStats(input: StatsInput, now = Date.now()): Stats {
@@ -94,6 +104,8 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
     id: b.id,
     host: b.host,
     port: b.port,
+    weight: b.weight,
+    group: b.group,
     healthy: state.backendGauge(i, B_HEALTHY) === 1,
     enabled: state.backendGauge(i, B_ENABLED) === 1,
     activeConnections: state.backendGauge(i, B_ACTIVE),
@@ -137,5 +149,15 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
     },
     shardRestarts: g(G_SHARD_RESTARTS),
     uncaughtErrors: g(G_UNCAUGHT_ERRORS),
+    compression: Object.fromEntries(
+      COMPRESSION_CODINGS.map((c) => [
+        c,
+        {
+          responses: Number(state.compressionCounter(c, CC_RESPONSES)),
+          bytesIn: Number(state.compressionCounter(c, CC_BYTES_IN)),
+          bytesOut: Number(state.compressionCounter(c, CC_BYTES_OUT)),
+        },
+      ]),
+    ) as Stats['compression'],
   };
 }

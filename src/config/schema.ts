@@ -238,6 +238,30 @@ const admin = section({
   port: int(0, 65535).prefault(D.admin.port),
 });
 
+// RFC 6838 §4.2 restricted names; "type/*" matches every subtype.
+const MEDIA_TYPE_RE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/(?:\*|[a-z0-9][a-z0-9!#$&^_.+-]{0,126})$/i;
+const mediaType = () =>
+  str('media type like "text/html" or "text/*" (no parameters)')
+    .regex(MEDIA_TYPE_RE, { error: 'expected media type like "text/html" or "text/*" (no parameters)' })
+    .transform((t) => t.toLowerCase());
+
+const compression = section({
+  enabled: bool().prefault(D.compression.enabled),
+  encodings: list(oneOf(['br', 'zstd', 'gzip']), 3)
+    .min(1, { error: 'expected at least one of "br", "zstd", "gzip" (set compression.enabled to false for none)' })
+    .prefault(() => [...D.compression.encodings]),
+  minSize: size(0, 2 ** 31 - 1).prefault(D.compression.minSize),
+  types: list(mediaType(), 256).prefault(() => [...D.compression.types]),
+  level: section({
+    // Brotli quality 0..11 (BROTLI_PARAM_QUALITY).
+    br: int(0, 11).prefault(D.compression.level.br),
+    // zstd 20..22 are "ultra" levels that need far more memory per stream than a proxy should spend.
+    zstd: int(1, 19).prefault(D.compression.level.zstd),
+    // gzip 0 would be "stored": bytes on the wire for nothing.
+    gzip: int(1, 9).prefault(D.compression.level.gzip),
+  }).prefault({}),
+});
+
 const logging = section({
   level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault(D.logging.level),
   format: oneOf(['json', 'pretty']).prefault(D.logging.format),
@@ -320,6 +344,17 @@ function crossCheck(c: Config, ctx: Ctx): void {
     fail(ctx, ['admin', 'port'], `expected 0 or a port different from server.httpPort and server.httpsPort, got ${c.admin.port}`);
   }
 
+  const codings = new Set<string>();
+  c.compression.encodings.forEach((e, i) => {
+    if (codings.has(e)) fail(ctx, ['compression', 'encodings', i], `duplicate encoding ${JSON.stringify(e)}`);
+    codings.add(e);
+  });
+  const types = new Set<string>();
+  c.compression.types.forEach((t, i) => {
+    if (types.has(t)) fail(ctx, ['compression', 'types', i], `duplicate media type ${JSON.stringify(t)}`);
+    types.add(t);
+  });
+
   if (c.healthCheck.timeoutMs > c.healthCheck.intervalMs) {
     const got = JSON.stringify(formatDuration(c.healthCheck.timeoutMs));
     fail(ctx, ['healthCheck', 'timeout'], `expected at most healthCheck.interval (${formatDuration(c.healthCheck.intervalMs)}), got ${got}`);
@@ -348,6 +383,7 @@ export const configSchema = z
       healthCheck: healthCheck.prefault({}),
       moodle: moodle.prefault({}),
       admin: admin.prefault({}),
+      compression: compression.prefault({}),
       logging: logging.prefault({}),
       rateLimit: rateLimit.prefault({}),
     },

@@ -1,5 +1,6 @@
 // The effective configuration every other module reads. Durations are already milliseconds here;
 // the JSON file spells them as "500ms" / "10s" / "2m" strings (see duration.ts).
+import type { CompressionCoding } from '../shared/state.ts';
 
 export type Strategy = 'round_robin' | 'weighted' | 'least_connections' | 'ip_hash';
 
@@ -114,6 +115,22 @@ export interface AdminConfig {
   port: number;
 }
 
+/** The content codings quiclb can produce (one list with the counters in src/shared/state.ts). */
+export type CompressionEncoding = CompressionCoding;
+
+export interface CompressionConfig {
+  /** Compress eligible responses on the fly (src/compress). */
+  enabled: boolean;
+  /** Server preference, best first; breaks ties between codings the client weighs equally. */
+  encodings: CompressionEncoding[];
+  /** Responses whose Content-Length is below this stay uncompressed (unknown length = eligible). */
+  minSize: number;
+  /** Media types to compress, lowercase, without parameters: "text/html" or "text/*". */
+  types: string[];
+  /** Per coding: Brotli quality 0..11, zstd level 1..19, gzip level 1..9. */
+  level: Record<CompressionEncoding, number>;
+}
+
 export interface LoggingConfig {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   format: 'json' | 'pretty';
@@ -160,6 +177,7 @@ export interface Config {
   healthCheck: HealthCheckConfig;
   moodle: MoodleConfig;
   admin: AdminConfig;
+  compression: CompressionConfig;
   logging: LoggingConfig;
   rateLimit: RateLimitConfig;
 }

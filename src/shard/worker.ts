@@ -62,6 +62,8 @@ const pipeline = new Pipeline(
     state,
     startedAt: init.startedAt,
     workers: init.workers,
+    // Drains and enables from the dashboard, and failed logins, are logged with the client address.
+    logger,
     collectLatency: () =>
       new Promise<string[][]>((resolve) => {
         const id = nextCollect++;

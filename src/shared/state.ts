@@ -3,7 +3,13 @@
 // message round-trip sits on the hot path. Layout (all offsets are element indexes, not bytes):
 //
 //   gauges  Int32Array     [backend gauges][shard gauges]
-//   counters BigInt64Array [backend counters][global counters][shard counters]
+//   counters BigInt64Array [backend counters][global counters][shard counters][compression counters]
+//   secret   Uint8Array     32 random bytes drawn by the primary, the same for every shard (it signs the
+//                           dashboard's session cookies, so a session made on one shard holds on all)
+//
+// New regions go at the end, so the offsets of the older ones never move.
+
+import { randomFillSync } from 'node:crypto';
 
 export const MAX_BACKENDS = 256;
 export const MAX_SHARDS = 256;
@@ -77,10 +83,22 @@ export const SC_REQUESTS = 0;
 export const SC_CONNECTIONS_TOTAL = 1;
 const S_COUNTERS = 2;
 
+// Compression counters (BigInt64), one row per content coding (src/compress), in this order.
+export const COMPRESSION_CODINGS = ['br', 'zstd', 'gzip'] as const;
+export type CompressionCoding = (typeof COMPRESSION_CODINGS)[number];
+export const CC_RESPONSES = 0; // responses whose body went through the encoder
+export const CC_BYTES_IN = 1; // body bytes before compression
+export const CC_BYTES_OUT = 2; // body bytes after compression
+const C_COUNTERS = 4;
+
 const GAUGE_LEN = MAX_BACKENDS * B_GAUGES + MAX_SHARDS * S_GAUGES;
-const COUNTER_LEN = MAX_BACKENDS * B_COUNTERS + G_COUNTERS + MAX_SHARDS * S_COUNTERS;
+const SHARD_COUNTERS_AT = MAX_BACKENDS * B_COUNTERS + G_COUNTERS;
+const COMPRESSION_COUNTERS_AT = SHARD_COUNTERS_AT + MAX_SHARDS * S_COUNTERS;
+const COUNTER_LEN = COMPRESSION_COUNTERS_AT + COMPRESSION_CODINGS.length * C_COUNTERS;
 const GAUGE_BYTES = GAUGE_LEN * 4;
 const COUNTER_OFFSET_BYTES = Math.ceil(GAUGE_BYTES / 8) * 8;
+const SECRET_OFFSET_BYTES = COUNTER_OFFSET_BYTES + COUNTER_LEN * 8;
+const SECRET_BYTES = 32;
 
 export class SharedState {
   readonly buffer: SharedArrayBuffer;
@@ -88,9 +106,11 @@ export class SharedState {
   private readonly counters: BigInt64Array;
 
   constructor(buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer(COUNTER_OFFSET_BYTES + COUNTER_LEN * 8);
+    this.buffer = buffer ?? new SharedArrayBuffer(SECRET_OFFSET_BYTES + SECRET_BYTES);
     this.gauges = new Int32Array(this.buffer, 0, GAUGE_LEN);
     this.counters = new BigInt64Array(this.buffer, COUNTER_OFFSET_BYTES, COUNTER_LEN);
+    // Written once, before the buffer is handed to any shard; only read afterwards.
+    if (buffer === undefined) randomFillSync(new Uint8Array(this.buffer, SECRET_OFFSET_BYTES, SECRET_BYTES));
   }
 
   /** Called once by the primary for each configured backend. */
@@ -153,10 +173,23 @@ export class SharedState {
   }
 
   shardCounter(shard: number, field: number): bigint {
-    return Atomics.load(this.counters, MAX_BACKENDS * B_COUNTERS + G_COUNTERS + shard * S_COUNTERS + field);
+    return Atomics.load(this.counters, SHARD_COUNTERS_AT + shard * S_COUNTERS + field);
   }
 
   addShardCounter(shard: number, field: number, delta = 1n): void {
-    Atomics.add(this.counters, MAX_BACKENDS * B_COUNTERS + G_COUNTERS + shard * S_COUNTERS + field, delta);
+    Atomics.add(this.counters, SHARD_COUNTERS_AT + shard * S_COUNTERS + field, delta);
+  }
+
+  /** A copy of the per-process secret (for keys derived from it, never sent anywhere). */
+  secret(): Buffer {
+    return Buffer.from(new Uint8Array(this.buffer, SECRET_OFFSET_BYTES, SECRET_BYTES));
+  }
+
+  compressionCounter(coding: CompressionCoding, field: number): bigint {
+    return Atomics.load(this.counters, COMPRESSION_COUNTERS_AT + COMPRESSION_CODINGS.indexOf(coding) * C_COUNTERS + field);
+  }
+
+  addCompressionCounter(coding: CompressionCoding, field: number, delta = 1n): void {
+    Atomics.add(this.counters, COMPRESSION_COUNTERS_AT + COMPRESSION_CODINGS.indexOf(coding) * C_COUNTERS + field, delta);
   }
 }

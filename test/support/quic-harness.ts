@@ -66,6 +66,7 @@ export function quicTestConfig(stateDir: string, patch: (c: Config) => void = ()
     },
     moodle: { sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
     admin: { allowFrom: ['127.0.0.1/32'], port: 0 },
+    compression: { enabled: false, encodings: ['br', 'zstd', 'gzip'], minSize: 1024, types: ['text/html'], level: { br: 4, zstd: 3, gzip: 6 } },
     logging: { level: 'silent', format: 'json', accessLog: false },
     rateLimit: {
       enabled: false,

@@ -14,6 +14,9 @@ import {
   BC_ERRORS,
   BC_FAILOVERS,
   BC_REQUESTS,
+  CC_BYTES_IN,
+  CC_BYTES_OUT,
+  CC_RESPONSES,
   G_DROP_BAD_TOKEN,
   G_DROP_QUEUE_FULL,
   G_QUIC_HANDSHAKES,
@@ -63,6 +66,10 @@ function populated(): { input: StatsInput; config: Config; state: SharedState } 
   state.addShardGauge(0, S_CONNECTIONS, 6);
   state.addShardGauge(0, S_QUIC_CONNECTIONS, 4);
   state.addShardCounter(1, SC_REQUESTS, 33n);
+  state.addCompressionCounter('br', CC_RESPONSES, 3n);
+  state.addCompressionCounter('br', CC_BYTES_IN, 30000n);
+  state.addCompressionCounter('br', CC_BYTES_OUT, 6000n);
+  state.addCompressionCounter('gzip', CC_RESPONSES, 1n);
   const rec = new LatencyRecorder();
   for (let ms = 1; ms <= 100; ms++) rec.record(0, ms);
   const input: StatsInput = { config, state, startedAt: Date.now() - 5500, workers: 2, latency: LatencyRecorder.merge([rec.snapshot()], 2) };
@@ -80,7 +87,7 @@ test('stats JSON has the documented shape and values', () => {
   const b0 = s.backends[0];
   assert.deepEqual(
     { ...b0, latencyMs: undefined },
-    { id: 'web1', host: '10.0.0.1', port: 8080, healthy: true, enabled: true, activeConnections: 3, requests: 120, errors: 4, failovers: 2, latencyMs: undefined },
+    { id: 'web1', host: '10.0.0.1', port: 8080, weight: 1, group: 'default', healthy: true, enabled: true, activeConnections: 3, requests: 120, errors: 4, failovers: 2, latencyMs: undefined },
   );
   assert.equal(b0.latencyMs.count, 100);
   assert.ok(Math.abs(b0.latencyMs.p50 - 50) <= 0.1);
@@ -101,6 +108,11 @@ test('stats JSON has the documented shape and values', () => {
     dropped: { unknownCid: 0, badHeader: 0, initialTooShort: 0, queueFull: 9, badToken: 1, shardError: 0 },
   });
   assert.equal(s.shardRestarts, 1);
+  assert.deepEqual(s.compression, {
+    br: { responses: 3, bytesIn: 30000, bytesOut: 6000 },
+    zstd: { responses: 0, bytesIn: 0, bytesOut: 0 },
+    gzip: { responses: 1, bytesIn: 0, bytesOut: 0 },
+  });
   // Survives JSON (no bigint left inside).
   assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
 });
@@ -219,6 +231,12 @@ test('Prometheus exposition parses back with the expected families and values', 
   const dropReasons = Object.values(GLOBAL_COUNTER_NAMES).filter((n) => n.startsWith('quic_dropped_')).length;
   assert.equal(samples.filter((s) => s.name === 'quiclb_quic_dropped_packets_total').length, dropReasons);
   assert.equal(find('quiclb_shard_restarts_total')?.value, 1);
+  // Compression, per content coding.
+  assert.equal(find('quiclb_compression_responses_total', { encoding: 'br' })?.value, 3);
+  assert.equal(find('quiclb_compression_bytes_in_total', { encoding: 'br' })?.value, 30000);
+  assert.equal(find('quiclb_compression_bytes_out_total', { encoding: 'br' })?.value, 6000);
+  assert.equal(find('quiclb_compression_responses_total', { encoding: 'gzip' })?.value, 1);
+  assert.equal(find('quiclb_compression_responses_total', { encoding: 'zstd' })?.value, 0);
   for (const [name, type] of types) if (type === 'counter') assert.match(name, /_total$/, `counter ${name} ends in _total`);
 });
 

@@ -346,3 +346,41 @@ test('toJson round-trips defaults and a config with every kind of field set', ()
   assert.deepEqual(validateConfig(json), c);
   assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(json))), c);
 });
+
+test('compression: off by default, every field defaulted, sizes and media types normalised', () => {
+  const c = validateConfig({}).compression;
+  assert.equal(c.enabled, false);
+  assert.deepEqual(c.encodings, ['br', 'zstd', 'gzip']);
+  assert.equal(c.minSize, 1024);
+  assert.deepEqual(c.level, { br: 4, zstd: 3, gzip: 6 });
+  assert.ok(c.types.includes('text/html') && c.types.includes('image/svg+xml') && c.types.includes('application/json'));
+  assert.ok(!c.types.some((t) => t.startsWith('image/png')));
+  const set = validateConfig({ compression: { enabled: true, encodings: ['gzip'], minSize: '2KiB', types: ['Text/*', 'application/JSON'], level: { gzip: 9 } } }).compression;
+  assert.deepEqual(set, { enabled: true, encodings: ['gzip'], minSize: 2048, types: ['text/*', 'application/json'], level: { br: 4, zstd: 3, gzip: 9 } });
+  assert.deepEqual(toJson(validateConfig({ compression: { minSize: 2048 } })).compression, { ...toJson(validateConfig({})).compression as object, minSize: '2KiB' });
+});
+
+test('compression errors name the field', () => {
+  throwsConfig(() => validateConfig({ compression: { level: { br: 12 } } }), 'compression.level.br', 'compression.level.br: expected integer 0..11, got 12');
+  throwsConfig(() => validateConfig({ compression: { level: { zstd: 22 } } }), 'compression.level.zstd', 'compression.level.zstd: expected integer 1..19, got 22');
+  throwsConfig(() => validateConfig({ compression: { level: { gzip: 0 } } }), 'compression.level.gzip', 'compression.level.gzip: expected integer 1..9, got 0');
+  throwsConfig(() => validateConfig({ compression: { level: { deflate: 1 } } }), 'compression.level.deflate', 'compression.level.deflate: unknown field');
+  throwsConfig(
+    () => validateConfig({ compression: { encodings: ['br', 'deflate'] } }),
+    'compression.encodings[1]',
+    'compression.encodings[1]: expected one of "br", "zstd", "gzip", got "deflate"',
+  );
+  throwsConfig(() => validateConfig({ compression: { encodings: ['br', 'gzip', 'br'] } }), 'compression.encodings[2]', 'compression.encodings[2]: duplicate encoding "br"');
+  throwsConfig(
+    () => validateConfig({ compression: { encodings: [] } }),
+    'compression.encodings',
+    'compression.encodings: expected at least one of "br", "zstd", "gzip" (set compression.enabled to false for none), got []',
+  );
+  throwsConfig(
+    () => validateConfig({ compression: { types: ['text/html; charset=utf-8'] } }),
+    'compression.types[0]',
+    'compression.types[0]: expected media type like "text/html" or "text/*" (no parameters), got "text/html; charset=utf-8"',
+  );
+  throwsConfig(() => validateConfig({ compression: { types: ['text/html', 'TEXT/HTML'] } }), 'compression.types[1]', 'compression.types[1]: duplicate media type "text/html"');
+  throwsConfig(() => validateConfig({ compression: { minSize: '1x' } }), 'compression.minSize', 'compression.minSize: expected size like "16KiB", "1MiB", "2.5MB" or integer bytes in 0..2147483647, got "1x"');
+});

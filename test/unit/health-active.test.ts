@@ -36,6 +36,7 @@ function makeConfig(backends: Array<{ id: string; port: number; healthy?: boolea
     healthCheck: { enabled: true, intervalMs: 50, timeoutMs: 200, path: '/admin/cli/healthcheck.php', expectStatus: '2xx', healthyThreshold: 2, unhealthyThreshold: 2, passiveFailureThreshold: 3, ...hc },
     moodle: { wwwRoot: 'https://moodle.example.test:8443/moodle', sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
     admin: { allowFrom: ['127.0.0.0/8'], port: 0 },
+    compression: { enabled: false, encodings: ['br', 'zstd', 'gzip'], minSize: 1024, types: ['text/html'], level: { br: 4, zstd: 3, gzip: 6 } },
     logging: { level: 'silent', format: 'json', accessLog: false },
     rateLimit: {
       enabled: false,
