@@ -24,6 +24,7 @@ export class Exchange {
   /** Set by quiclb's own answers: which phase answered (for the access log). */
   answeredBy: string | undefined;
   private cookieMap: Map<string, string> | undefined;
+  private abortHooks: Array<() => void> | undefined;
   private readonly path: ResponsePath;
 
   constructor(req: FrontRequest, res: FrontResponse, path: ResponsePath) {
@@ -50,10 +51,24 @@ export class Exchange {
     return this.path.respond(this, status, headers);
   }
 
+  /** `cb` runs if the response is broken off, by quiclb (abort) or by the client leaving: body filters free their state. */
+  onAbort(cb: () => void): void {
+    (this.abortHooks ??= []).push(cb);
+    this.res.onClientAbort(cb);
+  }
+
+  /** Breaks the response (the client sees it incomplete) and tells the body filters. */
+  abort(reason?: Error): void {
+    const hooks = this.abortHooks;
+    this.abortHooks = undefined;
+    if (hooks !== undefined) for (const cb of hooks) cb();
+    this.res.abort(reason);
+  }
+
   /** A small text answer from quiclb itself (errors, redirects, refusals). */
   answer(status: number, text: string, extra?: HeaderList, by?: string): void {
     if (this.res.headersSent) {
-      this.res.abort();
+      this.abort();
       return;
     }
     if (by !== undefined) this.answeredBy = by;

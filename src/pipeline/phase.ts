@@ -17,7 +17,11 @@ export interface Phase {
   request?(ex: Exchange): boolean | Promise<boolean>;
   /** Response filter: may change the status and header list before they go to the client. Every answer passes here. */
   response?(ex: Exchange, head: ResponseHead): void;
-  /** Body filter: may wrap the sink (compression, cache store). Runs after every response filter. */
+  /**
+   * Body filter: may wrap the sink (compression, cache store). Runs after every response filter. Body bytes
+   * pass the filters in phase order (an earlier phase's filter feeds a later phase's), so a later phase sees
+   * what an earlier one produced.
+   */
   body?(ex: Exchange, head: ResponseHead, sink: BodySink): BodySink;
   /** After the exchange, answered or failed (logging, metrics). Must not throw. */
   done?(ex: Exchange): void;

@@ -66,7 +66,9 @@ export class Pipeline implements ResponsePath {
     }
     ex.status = head.status;
     let sink = ex.res.respond(head.status, head.headers);
-    for (let i = 0; i < this.bodyHooks.length; i++) sink = this.bodyHooks[i].body!(ex, head, sink);
+    // Body bytes flow through the phases in their order (compression before cache store: the cache keeps
+    // what the client gets), so the last phase's filter sits next to the client and is wrapped first.
+    for (let i = this.bodyHooks.length - 1; i >= 0; i--) sink = this.bodyHooks[i].body!(ex, head, sink);
     return sink;
   }
 

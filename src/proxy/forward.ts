@@ -42,6 +42,8 @@ export interface ForwardJob {
   respond(status: number, headers: HeaderList, backend: Backend): BodySink;
   /** Answers with a short text from quiclb itself (errors). */
   answer(status: number, text: string, extra?: HeaderList): void;
+  /** Breaks the response off (the client must see it incomplete). */
+  abort(reason: Error): void;
 }
 
 export interface ForwardOutcome {
@@ -205,7 +207,7 @@ export class Forwarder {
         const blame = clientFault(err, clientLeft);
         if (blame !== undefined) {
           // The client's doing: its body was cut, too slow, too large or invalid, or it left. Never the backend's.
-          if (attempt.responded || clientLeft || job.res.headersSent) job.res.abort(err);
+          if (attempt.responded || clientLeft || job.res.headersSent) job.abort(err);
           else job.answer(blame.status, `${blame.status} ${blame.text}\n`);
           resolve({ status: clientLeft ? 499 : blame.status, backend, attempts: attemptNo });
           return;
@@ -216,7 +218,7 @@ export class Forwarder {
         logger.warn({ backend: backend.id, code: failure.code, kind: failure.kind, method: req.method, path: req.path, attempt: attemptNo }, 'backend request failed');
         if (attempt.responded || job.res.headersSent) {
           // Mid-response: the client must see the response broken, never complete-looking.
-          job.res.abort(err);
+          job.abort(err);
           resolve({ status: 502, backend, attempts: attemptNo });
           return;
         }

@@ -14,6 +14,7 @@ import { bodyLimitPhase } from './body-limit.ts';
 import { affinityPhase } from './affinity.ts';
 import { altSvcPhase } from './alt-svc.ts';
 import { proxyPhase } from './proxy.ts';
+import { compressionPhase } from './compression.ts';
 import { accessLogPhase } from './access-log.ts';
 
 export interface PhaseDeps {
@@ -35,6 +36,7 @@ export function buildPhases(d: PhaseDeps): Phase[] {
     bodyLimitPhase(d.config), // 413
     affinityPhase(d.balancer, d.config.loadBalancer.sessionPersistence), // response: Moodle session + affinity cookie
     altSvcPhase(d.config), // response: Alt-Svc h3
+    compressionPhase(d.config, d.state), // response + body: br / zstd / gzip
     proxyPhase(d.config, d.forwarder), // backend selection, header rewrite, forward with retry
     accessLogPhase(d.config, d.logger), // done: one line per request
   ];

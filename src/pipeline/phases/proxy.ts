@@ -29,6 +29,7 @@ export function proxyPhase(config: Config, forwarder: Forwarder): Phase {
             return ex.respond(status, list);
           },
           answer: (status, text, extra) => ex.answer(status, text, extra, 'proxy'),
+          abort: (err) => ex.abort(err),
         })
         .then((outcome) => {
           ex.backend = outcome.backend;
