@@ -76,6 +76,10 @@ export const DEFAULTS = {
     allowFrom: ['127.0.0.0/8', '::1/128'],
     port: 0,
   },
+  websocket: {
+    enabled: true,
+    idleTimeout: '10m',
+  },
   // Off by default, as nginx (gzip off) and Caddy (encode is opt-in): see README "Compression" for why.
   compression: {
     enabled: false,

@@ -262,6 +262,14 @@ const compression = section({
   }).prefault({}),
 });
 
+const websocket = section(
+  {
+    enabled: bool().prefault(D.websocket.enabled),
+    idleTimeout: duration(1000).prefault(D.websocket.idleTimeout),
+  },
+  ['idleTimeout'],
+);
+
 const logging = section({
   level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault(D.logging.level),
   format: oneOf(['json', 'pretty']).prefault(D.logging.format),
@@ -384,6 +392,7 @@ export const configSchema = z
       moodle: moodle.prefault({}),
       admin: admin.prefault({}),
       compression: compression.prefault({}),
+      websocket: websocket.prefault({}),
       logging: logging.prefault({}),
       rateLimit: rateLimit.prefault({}),
     },

@@ -131,6 +131,13 @@ export interface CompressionConfig {
   level: Record<CompressionEncoding, number>;
 }
 
+export interface WebSocketConfig {
+  /** Proxy WebSocket handshakes (HTTP/1.1 Upgrade, HTTP/2 and HTTP/3 extended CONNECT) to the backends. */
+  enabled: boolean;
+  /** A tunnel with no byte in either direction for this long is closed. */
+  idleTimeoutMs: number;
+}
+
 export interface LoggingConfig {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   format: 'json' | 'pretty';
@@ -178,6 +185,7 @@ export interface Config {
   moodle: MoodleConfig;
   admin: AdminConfig;
   compression: CompressionConfig;
+  websocket: WebSocketConfig;
   logging: LoggingConfig;
   rateLimit: RateLimitConfig;
 }

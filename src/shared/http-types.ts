@@ -13,7 +13,7 @@
 //     HTTP/1.1, `:authority` on HTTP/2 and HTTP/3, else Host) and `headers` hold exactly one matching `host`
 //     field whenever `authority` is non-empty.
 // What the pipeline owns: semantic checks shared by all protocols (src/pipeline/phases/validate.ts).
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 
 export type Protocol = 'HTTP/1.1' | 'HTTP/2' | 'HTTP/3';
 
@@ -43,6 +43,12 @@ export interface FrontRequest {
   connectionKey: string;
   /** Index of the shard that serves the request. */
   shard: number;
+  /**
+   * 'websocket' for a WebSocket opening handshake: HTTP/1.1 `Upgrade: websocket` (RFC 6455 §4) or an
+   * extended CONNECT with `:protocol websocket` on HTTP/2 (RFC 8441) or HTTP/3 (RFC 9220). The method is
+   * then GET whatever the protocol carried. Other upgrades are not offered to the pipeline.
+   */
+  upgrade?: 'websocket';
 }
 
 /**
@@ -81,6 +87,13 @@ export interface FrontResponse {
    * response finished; at once (next tick) if that already happened.
    */
   onClientAbort(cb: () => void): void;
+  /**
+   * Accepts a WebSocket request (FrontRequest.upgrade): HTTP/1.1 answers 101 with `headers` plus its own
+   * Upgrade/Connection fields, HTTP/2 and HTTP/3 answer 200 without the fields their protocol forbids.
+   * Returns the client's byte stream (WebSocket frames both ways), now owned by the caller. Only for
+   * upgrade requests, before respond().
+   */
+  upgrade?(headers: HeaderList): Duplex;
 }
 
 /** What a frontend calls for every request. It must not throw; the pipeline catches its own errors. */

@@ -9,76 +9,30 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import type { Config } from '../../src/config/types.ts';
+import { validateConfig } from '../../src/config/load.ts';
 import { SharedState, S_ALIVE } from '../../src/shared/state.ts';
 import { ensureSelfSigned, spkiHash } from '../../src/shared/tls-material.ts';
 import { UdpRouter, type ShardPort } from '../../src/primary/udp-router.ts';
 
 export const SHARD_WORKER_URL = new URL('./quic-shard-worker.ts', import.meta.url);
 
-/** Every field of Config with test-friendly values; `httpsPort` 0 lets the kernel pick the UDP port. */
+/**
+ * A Config through the real schema (every default filled in) with test-friendly values; `httpsPort` 0 lets
+ * the kernel pick the UDP port. Written in the JSON file's terms, so new config sections need no change here.
+ */
 export function quicTestConfig(stateDir: string, patch: (c: Config) => void = () => {}): Config {
-  const c: Config = {
-    server: {
-      httpPort: 0,
-      httpsPort: 0,
-      bindAddress: '127.0.0.1',
-      readTimeoutMs: 10_000,
-      writeTimeoutMs: 10_000,
-      idleTimeoutMs: 30_000,
-      maxHeaderSize: 16384,
-      maxBodySize: 0,
-      redirectHttpToHttps: false,
-    allowTrace: false,
-      shutdownTimeoutMs: 2000,
-      trustedProxies: [],
-    },
+  const c = validateConfig({
+    server: { httpPort: 1, httpsPort: 1, bindAddress: '127.0.0.1', readTimeout: 10_000, writeTimeout: 10_000, idleTimeout: 30_000, shutdownTimeout: 2000 },
     tls: { stateDir },
-    quic: {
-      enabled: true,
-      idleTimeoutMs: 10_000,
-      maxStreamsBidi: 100,
-      initialMaxData: 10 * 1024 * 1024,
-      initialMaxStreamData: 1024 * 1024,
-      maxUdpPayloadSize: 1350,
-      retryThreshold: 1000,
-      udpBufferSize: 1 << 20,
-    },
-    loadBalancer: {
-      strategy: 'least_connections',
-      sessionPersistence: false,
-      connectionMigration: true,
-      affinityCookie: 'QUICLB',
-      backendServers: [],
-      routes: [],
-      retryIdempotent: true,
-      connectTimeoutMs: 2000,
-      backendTimeoutMs: 10_000,
-    },
-    healthCheck: {
-      enabled: false,
-      intervalMs: 5000,
-      timeoutMs: 2000,
-      path: '/',
-      expectStatus: '2xx',
-      healthyThreshold: 1,
-      unhealthyThreshold: 2,
-      passiveFailureThreshold: 3,
-    },
-    moodle: { sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
-    admin: { allowFrom: ['127.0.0.1/32'], port: 0 },
-    compression: { enabled: false, encodings: ['br', 'zstd', 'gzip'], minSize: 1024, types: ['text/html'], level: { br: 4, zstd: 3, gzip: 6 } },
-    logging: { level: 'silent', format: 'json', accessLog: false },
-    rateLimit: {
-      enabled: false,
-      requestsPerSecond: 50,
-      burst: 200,
-      login: { requestsPerSecond: 1, burst: 20, paths: [] },
-      maxConnectionsPerClient: 0,
-      allowList: [],
-      maxClients: 1024,
-      logIntervalMs: 60_000,
-    },
-  };
+    quic: { idleTimeout: 10_000, udpBufferSize: 1 << 20 },
+    loadBalancer: { strategy: 'least_connections', sessionPersistence: false, affinityCookie: 'QUICLB', connectTimeout: 2000, backendTimeout: 10_000 },
+    healthCheck: { enabled: false, interval: 5000, timeout: 2000, path: '/', healthyThreshold: 1, unhealthyThreshold: 2, passiveFailureThreshold: 3 },
+    admin: { allowFrom: ['127.0.0.1/32'] },
+    logging: { level: 'silent' },
+    rateLimit: { maxConnectionsPerClient: 0, maxClients: 1024 },
+  });
+  c.server.httpPort = 0;
+  c.server.httpsPort = 0;
   patch(c);
   return c;
 }

@@ -63,6 +63,9 @@ export class H1Connection implements ExchangeHost {
   private corked = false;
   /** A refusal (400/431/...) waiting for the responses queued before it. */
   private pendingRefusal: string | undefined;
+  /** Bytes that followed a WebSocket handshake in the same read. */
+  private upgradeHead: Buffer | undefined;
+  private detached = false;
   private drainWaiters: Array<() => void> = [];
   private readDeadline = 0;
   private readKind: ReadKind = READ_HEADER;
@@ -114,6 +117,10 @@ export class H1Connection implements ExchangeHost {
       return;
     }
     if (isParseError(result)) this.parseFailed(result);
+    else if (this.stopParsing && typeof result === 'number' && result < chunk.length && this.queue.at(-1)?.req.upgrade === 'websocket') {
+      // Bytes after a WebSocket handshake belong to the tunnel, if the upgrade is accepted.
+      this.upgradeHead = chunk.subarray(result);
+    }
   }
 
   private onHeaders(headers: string[], url: string): void {
@@ -185,12 +192,16 @@ export class H1Connection implements ExchangeHost {
       this.refuse(417, 'the only expectation quiclb meets is 100-continue');
       return 1;
     }
+    let websocket = false;
     if (upgrade) {
-      // llhttp stops parsing after an Upgrade request; it is answered as a plain request and the connection closes.
+      // llhttp stops parsing after an Upgrade request. A WebSocket handshake (RFC 6455 §4.1) goes to the
+      // pipeline as such; any other upgrade (h2c, ...) is ignored (RFC 9110 §7.8) and answered as a plain
+      // request, after which the connection closes.
       if (hasBody) {
         this.refuse(400, 'an Upgrade request with a body is not supported');
         return 1;
       }
+      websocket = method === 'GET' && headers.some(([n, v]) => n === 'upgrade' && /(?:^|,)\s*websocket\s*(?:,|$)/i.test(v));
       this.stopParsing = true;
       keepAlive = false;
     } else if (!keepAlive) {
@@ -212,6 +223,7 @@ export class H1Connection implements ExchangeHost {
       connectionKey: this.opts.connectionKey,
       shard: this.opts.shard,
     };
+    if (websocket) req.upgrade = 'websocket';
     const ex = new H1Exchange(this, req, keepAlive, http10, expectContinue && !http10 && hasBody);
     if (body !== null) {
       this.reading = ex;
@@ -433,13 +445,30 @@ export class H1Connection implements ExchangeHost {
     }
   }
 
+  /** After a 101: the socket leaves this connection (no parser, no deadlines, no exchange). */
+  detach(): Socket {
+    this.detached = true;
+    this.closed = true; // for this object: nothing more to parse, answer or time
+    const socket = this.socket;
+    socket.pause();
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('drain');
+    this.queue.length = 0;
+    this.readDeadline = 0;
+    this.writeDeadline = 0;
+    if (this.upgradeHead !== undefined) socket.unshift(this.upgradeHead);
+    this.upgradeHead = undefined;
+    this.parser.free();
+    return socket;
+  }
+
   destroy(reason?: Error): void {
     if (this.closed) return;
     this.socket.destroy(reason);
   }
 
   private onClose(): void {
-    if (this.closed) return;
+    if (this.closed || this.detached) return;
     this.closed = true;
     const err = new ClientError('QUICLB_CLIENT_ABORTED', 'the client closed the connection');
     for (const ex of this.queue) {

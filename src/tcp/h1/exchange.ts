@@ -1,7 +1,7 @@
 // One HTTP/1.1 request/response on a connection: the FrontResponse and its BodySink in one object, writing
 // straight to the socket (no ServerResponse, no stream per response). The connection (connection.ts)
 // parses, queues pipelined requests and answers them in order; this file frames one response.
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { BodySink, FrontRequest, FrontResponse, HeaderList } from '../../shared/http-types.ts';
 import { dateField, statusLine } from './response-head.ts';
 
@@ -16,6 +16,8 @@ export interface ExchangeHost {
   destroy(reason?: Error): void;
   /** Whether the connection is draining (every response then says `connection: close`). */
   readonly closing: boolean;
+  /** Hands the socket over (after a 101): the connection stops parsing and timing it. */
+  detach(): Duplex;
 }
 
 const CHUNK_END = '0\r\n\r\n';
@@ -129,6 +131,20 @@ export class H1Exchange implements FrontResponse, BodySink {
     this.conn.cork();
     this.conn.write(head + '\r\n');
     return this;
+  }
+
+  upgrade(headers: HeaderList): Duplex {
+    if (this.sent || this.req.upgrade !== 'websocket') throw new Error('upgrade() is only for a WebSocket request, before respond()');
+    this.sent = true;
+    this.done = true;
+    // RFC 6455 §4.2.2: 101 with Upgrade and Connection; the backend's Sec-WebSocket-* fields pass through.
+    let head = 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n';
+    for (const [name, value] of headers) {
+      if (name === 'upgrade' || name === 'connection' || name === 'content-length' || name === 'transfer-encoding') continue;
+      head += `${name}: ${value}\r\n`;
+    }
+    this.conn.write(head + '\r\n');
+    return this.conn.detach();
   }
 
   abort(reason?: Error): void {
