@@ -63,6 +63,7 @@ export function quicTestConfig(stateDir: string, patch: (c: Config) => void = ()
       passiveFailureThreshold: 3,
     },
     moodle: { sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
+    cache: { enabled: false, maxSize: 256 * 1024 * 1024, maxEntrySize: 8 * 1024 * 1024, lockTimeoutMs: 5000 },
     admin: { allowFrom: ['127.0.0.1/32'], port: 0 },
     logging: { level: 'silent', format: 'json', accessLog: false },
   };

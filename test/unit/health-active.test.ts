@@ -35,6 +35,7 @@ function makeConfig(backends: Array<{ id: string; port: number; healthy?: boolea
     },
     healthCheck: { enabled: true, intervalMs: 50, timeoutMs: 200, path: '/admin/cli/healthcheck.php', expectStatus: '2xx', healthyThreshold: 2, unhealthyThreshold: 2, passiveFailureThreshold: 3, ...hc },
     moodle: { wwwRoot: 'https://moodle.example.test:8443/moodle', sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
+    cache: { enabled: false, maxSize: 256 * 1024 * 1024, maxEntrySize: 8 * 1024 * 1024, lockTimeoutMs: 5000 },
     admin: { allowFrom: ['127.0.0.0/8'], port: 0 },
     logging: { level: 'silent', format: 'json', accessLog: false },
   };
