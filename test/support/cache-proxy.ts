@@ -2,10 +2,16 @@
 // origin, and src/cache's API used exactly as the request pipeline is meant to use it (the lookup phase
 // before the backend, the store step as a tee on the way to the client). It is also the worked example
 // of that API in src/cache/README.md. It does none of the pipeline's other work (balancing, proxy headers).
+// With `compress`, CSS and JavaScript go out compressed (br, else gzip) the way the pipeline's compression
+// phase will: after the lookup, before the store step; the backend's identity body and each compressed
+// variant are stored, so the backend runs once and each coding is made once.
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { ResponseCache, type CacheOptions } from '../../src/cache/cache.ts';
+import { headerValue } from '../../src/cache/headers.ts';
+import { codingQuality, parseAcceptEncoding } from '../../src/cache/vary.ts';
 import type { Fill } from '../../src/cache/fill.ts';
 import type { CacheSettings } from '../../src/cache/settings.ts';
 import { discardingSink } from '../../src/cache/tee.ts';
@@ -60,15 +66,58 @@ function frontResponse(res: ServerResponse): FrontResponse {
   };
 }
 
+/** The coding the compression phase would use for this response, if any. */
+function chooseCoding(req: FrontRequest, headers: HeaderList): 'br' | 'gzip' | undefined {
+  if (req.method !== 'GET' || headerValue(headers, 'content-encoding') !== undefined) return undefined;
+  if (!/^(text\/|application\/javascript)/.test(headerValue(headers, 'content-type') ?? '')) return undefined;
+  const ae = headerValue(req.headers, 'accept-encoding');
+  const accept = ae === undefined ? undefined : parseAcceptEncoding(ae);
+  if (codingQuality(accept, 'br') > 0) return 'br';
+  if (codingQuality(accept, 'gzip') > 0) return 'gzip';
+  return undefined;
+}
+
+/** What the compressor changes in the headers: Content-Encoding, Vary, a weak ETag, no Content-Length. */
+function compressedHeaders(headers: HeaderList, coding: string): HeaderList {
+  const out: HeaderList = headers.filter(([k]) => k !== 'content-length' && k !== 'etag');
+  out.push(['content-encoding', coding]);
+  const etag = headerValue(headers, 'etag');
+  if (etag !== undefined) out.push(['etag', etag.startsWith('W/') ? etag : `W/${etag}`]);
+  if (!/accept-encoding/i.test(headerValue(headers, 'vary') ?? '')) out.push(['vary', 'Accept-Encoding']);
+  return out;
+}
+
 export interface CacheProxy {
   port: number;
   cache: ResponseCache;
+  /** Bodies the compression stage compressed so far. */
+  compressions(): number;
   close(): Promise<void>;
 }
 
-export async function startCacheProxy(origin: string, settings: CacheSettings, sharedBuffer: SharedArrayBuffer, opts: CacheOptions = {}): Promise<CacheProxy> {
+export interface CacheProxyOptions extends CacheOptions {
+  compress?: boolean;
+}
+
+export async function startCacheProxy(origin: string, settings: CacheSettings, sharedBuffer: SharedArrayBuffer, opts: CacheProxyOptions = {}): Promise<CacheProxy> {
   const cache = ResponseCache.open(settings, sharedBuffer, opts);
   const agent = new Agent({ keepAliveTimeout: 1000 });
+  let compressions = 0;
+
+  /** Compresses the whole body at its end (a test stand-in for the streaming compressor). */
+  function compressingSink(coding: 'br' | 'gzip', downstream: BodySink): BodySink {
+    const parts: Uint8Array[] = [];
+    return {
+      write: (c) => parts.push(c) > 0,
+      end: (c) => {
+        if (c !== undefined) parts.push(c);
+        const all = Buffer.concat(parts);
+        compressions++;
+        downstream.end(coding === 'br' ? brotliCompressSync(all) : gzipSync(all));
+      },
+      onDrain: (cb) => void setImmediate(cb),
+    };
+  }
 
   /** forward -> (store tee) -> client. Used for misses, revalidations and background revalidations. */
   async function forward(req: FrontRequest, res: FrontResponse | undefined, fill: Fill | undefined): Promise<void> {
@@ -94,8 +143,19 @@ export async function startCacheProxy(origin: string, settings: CacheSettings, s
           return;
         }
       }
-      let sink: BodySink = res !== undefined ? res.respond(up.statusCode, upHeaders) : discardingSink();
-      if (fill !== undefined) sink = fill.tee(up.statusCode, upHeaders, sink);
+      const coding = opts.compress && res !== undefined ? chooseCoding(req, upHeaders) : undefined;
+      let sink: BodySink;
+      if (coding === undefined) {
+        sink = res !== undefined ? res.respond(up.statusCode, upHeaders) : discardingSink();
+        if (fill !== undefined) sink = fill.tee(up.statusCode, upHeaders, sink);
+      } else {
+        // backend -> store (identity) -> compress -> store (variant) -> client
+        const zHeaders = compressedHeaders(upHeaders, coding);
+        sink = res!.respond(up.statusCode, zHeaders);
+        if (fill !== undefined) sink = fill.tee(up.statusCode, zHeaders, sink);
+        sink = compressingSink(coding, sink);
+        if (fill !== undefined) sink = fill.tee(up.statusCode, upHeaders, sink);
+      }
       for await (const chunk of up.body) {
         if (!sink.write(chunk)) await new Promise<void>((r) => sink.onDrain(r));
       }
@@ -114,8 +174,18 @@ export async function startCacheProxy(origin: string, settings: CacheSettings, s
   async function handle(req: FrontRequest, res: FrontResponse): Promise<void> {
     const found = await cache.lookup(req);
     if (found.kind === 'hit') {
+      const { hit } = found;
       if (found.revalidate !== undefined) void forward(req, undefined, found.revalidate);
-      await found.hit.serve(req, res);
+      const coding = opts.compress && hit.encoding === 'identity' && !hit.notModified(req.headers) ? chooseCoding(req, hit.headers) : undefined;
+      if (coding === undefined) {
+        await hit.serve(req, res);
+        return;
+      }
+      // stored identity -> compress -> store (new variant) -> client
+      const zHeaders = compressedHeaders(hit.headers, coding);
+      const sink = compressingSink(coding, hit.tee(hit.status, zHeaders, res.respond(hit.status, zHeaders)));
+      for await (const chunk of hit.body()) sink.write(chunk);
+      sink.end();
       return;
     }
     await forward(req, res, found.kind === 'fetch' ? found.fill : undefined);
@@ -129,6 +199,7 @@ export async function startCacheProxy(origin: string, settings: CacheSettings, s
   return {
     port: (server.address() as AddressInfo).port,
     cache,
+    compressions: () => compressions,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
