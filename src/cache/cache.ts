@@ -120,6 +120,7 @@ export class ResponseCache {
         }
         if (found !== undefined && state === 'stale-while-revalidate') {
           ctx.shared.add('stale');
+          this.touch(found, now);
           const owner = ctx.newOwner();
           const background = req.method === 'GET' && ctx.locks.tryLock(key, owner, now, ctx.lockTimeoutMs) === 'acquired';
           const revalidate = background ? new Fill(ctx, { key, request: req, owner, stale: found }) : undefined;

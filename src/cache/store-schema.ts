@@ -72,7 +72,9 @@ export function openDatabase(path: string, prepare: boolean): DatabaseSync {
     db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
     // WAL: readers never wait for the writer, one writer at a time; NORMAL: no fsync per commit (a cache
     // may lose its last writes on power loss, never its consistency).
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;');
+    // journal_size_limit: the WAL file is cut back to 32 MiB after a checkpoint (a burst of large bodies
+    // would otherwise leave it at its largest size for good).
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 33554432;');
     db.exec('BEGIN IMMEDIATE');
     try {
       const { application_id: appId } = db.prepare('PRAGMA application_id').get() as { application_id: number };
