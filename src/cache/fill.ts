@@ -138,14 +138,6 @@ export class Fill {
    */
   tee(status: number, headers: HeaderList, sink: BodySink): BodySink {
     const { ctx } = this;
-    if (this.stale !== undefined && status < 500 && status !== 304) {
-      // A new response supersedes the stale one whatever becomes of it.
-      try {
-        ctx.store.delete(this.stale.row.id);
-      } catch (err) {
-        ctx.onError(err, 'cache: could not remove a superseded entry');
-      }
-    }
     const attempt = storeResponse(ctx, {
       key: this.key,
       request: this.request,
@@ -155,9 +147,13 @@ export class Fill {
       sink,
       onSettled: (outcome) => {
         if (outcome.kind === 'stored' && this.passMode) this.clearPass();
+        if (outcome.kind === 'too-large') this.dropStale();
         this.unlock(outcome.kind === 'too-large');
       },
     });
+    // The backend's new answer supersedes the stale entry: a stored one replaces it in the same commit (same
+    // variant), and one that may not be stored means the stale one must not be served any more either.
+    if (attempt.refused !== undefined && attempt.refused !== 'method' && status < 500) this.dropStale();
     if (attempt.tee !== undefined) this.tees.push(attempt.tee);
     else if (attempt.refused === undefined) this.unlock(false);
     // Refused: mark the key uncacheable so that waiting requests go to the backend at once, unless the
@@ -188,6 +184,15 @@ export class Fill {
       this.ctx.onError(err, 'cache: could not release a fill lock (it expires by itself)');
     }
     this.ctx.shared.signalFill();
+  }
+
+  private dropStale(): void {
+    if (this.stale === undefined) return;
+    try {
+      this.ctx.store.delete(this.stale.row.id);
+    } catch (err) {
+      this.ctx.onError(err, 'cache: could not remove a superseded entry');
+    }
   }
 
   private clearPass(): void {

@@ -235,3 +235,15 @@ test('a cache.path that is some other SQLite database is refused with a message 
   writeFileSync(dir, 'x');
   assert.throws(() => prepareCacheStore({ ...settings, path: join(dir, 'c.sqlite') }, new CacheSharedState()), (e: unknown) => isCacheStoreError(e));
 });
+
+test('a stale entry whose new answer may not be stored is dropped: not served, not even on a later backend error', async () => {
+  const { cache } = openTestCache();
+  await storeThrough(cache, get('/x'), [['cache-control', 'max-age=1, stale-if-error=600']], 'was public');
+  await sleep(1100);
+  const refetch = await expectFetch(cache, get('/x'));
+  refetch.tee(200, [['cache-control', 'private, max-age=60']], new CollectSink()).end(Buffer.from('now private'));
+  refetch.release();
+  const after = await expectFetch(cache, get('/x'));
+  assert.equal(after.onError(), undefined);
+  cache.close();
+});
