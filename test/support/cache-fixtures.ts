@@ -1,7 +1,7 @@
 // Shared pieces of the cache tests: a store in a fresh temporary directory, requests, and storing a
 // response through the public API (lookup -> fill.tee -> body -> end) as the pipeline does.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareCacheStore, ResponseCache, type CacheOptions } from '../../src/cache/cache.ts';
@@ -11,8 +11,15 @@ import type { CacheSettings } from '../../src/cache/settings.ts';
 import { CacheSharedState } from '../../src/shared/cache-state.ts';
 import type { BodySink, FrontRequest, HeaderList } from '../../src/shared/http-types.ts';
 
+const dirs: string[] = [];
+process.once('exit', () => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Settings for a store in a fresh temporary directory (removed when the test process exits). */
 export function tempSettings(over: Partial<CacheSettings> = {}): CacheSettings {
   const dir = mkdtempSync(join(tmpdir(), 'quiclb-cache-test-'));
+  dirs.push(dir);
   return { enabled: true, path: join(dir, 'cache.sqlite'), maxSize: 64 * 1024 * 1024, maxEntrySize: 8 * 1024 * 1024, lockTimeoutMs: 2000, ...over };
 }
 
