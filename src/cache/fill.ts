@@ -78,7 +78,7 @@ export class Fill {
     try {
       const etag = headerValue(notModified, 'etag');
       if (etag !== undefined && s.row.etag !== null && opaque(etag) !== opaque(s.row.etag)) {
-        ctx.store.delete(s.row.id);
+        ctx.store.retire(s.row.id);
         return hitOf(ctx, this.key, this.request, s, now, 'stale');
       }
       const headers = mergeNotModified(s.headers, notModified);
@@ -86,7 +86,7 @@ export class Fill {
       const decision = storageDecision('GET', this.request.headers, s.row.status, headers, now);
       const row = { ...s.row, responseTime: now, requestTime: this.requestTime, initialAge };
       if (!decision.store) {
-        ctx.store.delete(s.row.id);
+        ctx.store.retire(s.row.id);
         return hitOf(ctx, this.key, this.request, { ...s, row, headers }, now, 'revalidated');
       }
       const p = decision.policy;
@@ -189,7 +189,7 @@ export class Fill {
   private dropStale(): void {
     if (this.stale === undefined) return;
     try {
-      this.ctx.store.delete(this.stale.row.id);
+      this.ctx.store.retire(this.stale.row.id);
     } catch (err) {
       this.ctx.onError(err, 'cache: could not remove a superseded entry');
     }

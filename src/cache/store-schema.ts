@@ -2,10 +2,11 @@
 // thread that uses the cache (each with its own connection), so every shard sees every entry and every
 // fill lock. src/cache/README.md has the measurements behind this choice.
 //
-//   entries  one row per stored response variant; complete = 0 while its body is being written (invisible
-//            to lookups), last_access orders LRU eviction
+//   entries  one row per stored response variant; last_access orders LRU eviction. complete: 0 while its
+//            body is being written, 1 visible to lookups, 2 retired (replaced by a newer copy, or no longer
+//            storable): invisible, but its body stays readable for responses already sending it, then it goes
 //   chunks   the body in CHUNK_SIZE pieces, so a fill writes as bytes arrive and a hit reads as the client drains
-//   totals   one row: bytes and entries of complete rows, kept in the same transactions as the rows
+//   totals   one row: bytes of visible and retired rows, count of visible ones, kept in the rows' transactions
 //   fills    per primary key: who is fetching it now (coalescing), or pass = 1: recently found uncacheable
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -49,6 +50,7 @@ const DDL = `
   CREATE INDEX IF NOT EXISTS entries_key ON entries(key);
   CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_access) WHERE complete = 1;
   CREATE INDEX IF NOT EXISTS entries_incomplete ON entries(last_access) WHERE complete = 0;
+  CREATE INDEX IF NOT EXISTS entries_retired ON entries(last_access) WHERE complete = 2;
   CREATE TABLE IF NOT EXISTS chunks (
     entry INTEGER NOT NULL,
     seq INTEGER NOT NULL,
@@ -63,7 +65,7 @@ const DDL = `
 
 /**
  * Opens (creating when needed) the store at `path`. `prepare` (once, in the primary, before any shard
- * opens it) also drops what a previous run left half-done: incomplete entries and fill locks.
+ * opens it) also drops what a previous run left behind: incomplete and retired entries, fill locks.
  */
 export function openDatabase(path: string, prepare: boolean): DatabaseSync {
   let db: DatabaseSync | undefined;
@@ -88,8 +90,8 @@ export function openDatabase(path: string, prepare: boolean): DatabaseSync {
       }
       if (prepare) {
         db.exec(`
-          DELETE FROM chunks WHERE entry IN (SELECT id FROM entries WHERE complete = 0);
-          DELETE FROM entries WHERE complete = 0;
+          DELETE FROM chunks WHERE entry IN (SELECT id FROM entries WHERE complete != 1);
+          DELETE FROM entries WHERE complete != 1;
           DELETE FROM fills;
           UPDATE totals SET bytes = (SELECT COALESCE(SUM(size), 0) FROM entries), entries = (SELECT COUNT(*) FROM entries);
         `);

@@ -58,6 +58,12 @@ export interface CommitResult extends Totals {
 
 /** Incomplete entries untouched this long belong to a fill that died with its thread. */
 const ORPHAN_AGE_MS = 10 * 60_000;
+/**
+ * How long a retired entry's body stays readable, so that a client still downloading it when a newer copy
+ * replaced it gets the rest (8 MiB at 30 KB/s takes under 5 minutes). A purge deletes at once: the operator
+ * asked for it. Under size pressure retired entries go before any visible one.
+ */
+const RETIRED_GRACE_MS = 5 * 60_000;
 
 const ENTRY_COLUMNS = `id, vary, encoding, status, headers, etag, last_modified AS lastModified, request_time AS requestTime,
   response_time AS responseTime, initial_age AS initialAge, lifetime, swr, sie, must_revalidate AS mustRevalidate,
@@ -74,7 +80,6 @@ export class CacheStore {
     const p = (sql: string) => db.prepare(sql);
     this.q = {
       variants: p(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE key = ? AND complete = 1`),
-      entry: p(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE id = ? AND complete = 1`),
       chunk: p('SELECT data FROM chunks WHERE entry = ? AND seq = ?'),
       touch: p('UPDATE entries SET last_access = ? WHERE id = ? AND complete = 1'),
       insert: p(`INSERT INTO entries (key, path, complete, vary, encoding, status, headers, etag, last_modified, request_time,
@@ -83,10 +88,12 @@ export class CacheStore {
         :responseTime, :initialAge, :lifetime, :swr, :sie, :mustRevalidate, 0, 0, :now)`),
       appendChunk: p('INSERT INTO chunks (entry, seq, data) VALUES (?, ?, ?)'),
       pending: p('SELECT key, vary, encoding, headers, length(key) + length(vary) AS keyBytes FROM entries WHERE id = ? AND complete = 0'),
-      sameVariant: p('SELECT id, size FROM entries WHERE key = ? AND vary = ? AND encoding = ? AND complete = 1 AND id != ?'),
+      sameVariant: p('SELECT id FROM entries WHERE key = ? AND vary = ? AND encoding = ? AND complete = 1 AND id != ?'),
+      retire: p('UPDATE entries SET complete = 2, last_access = ? WHERE id = ? AND complete = 1'),
       complete: p('UPDATE entries SET complete = 1, body_size = ?, size = ?, last_access = ? WHERE id = ?'),
       lru: p('SELECT id, size FROM entries WHERE complete = 1 AND id != ? ORDER BY last_access, id LIMIT 32'),
       orphans: p('SELECT id FROM entries WHERE complete = 0 AND last_access < ?'),
+      retiredBefore: p('SELECT id, size FROM entries WHERE complete = 2 AND last_access < ? ORDER BY last_access LIMIT 64'),
       deleteEntry: p('DELETE FROM entries WHERE id = ?'),
       deleteChunks: p('DELETE FROM chunks WHERE entry = ?'),
       sizeOf: p('SELECT size, body_size AS bodySize, length(key) + length(vary) AS keyBytes FROM entries WHERE id = ? AND complete = 1'),
@@ -101,10 +108,6 @@ export class CacheStore {
   /** The complete variants stored under a primary key (metadata only). */
   variants(key: string): EntryRow[] {
     return this.q.variants.all(key) as unknown as EntryRow[];
-  }
-
-  entry(id: number): EntryRow | undefined {
-    return this.q.entry.get(id) as unknown as EntryRow | undefined;
   }
 
   /** Body chunk `seq`, or undefined when the entry was evicted or purged meanwhile. */
@@ -126,8 +129,8 @@ export class CacheStore {
   }
 
   /**
-   * Makes the entry visible: replaces the older copy of the same variant, then evicts least recently used
-   * entries until the store fits cache.maxSize again, all in one transaction.
+   * Makes the entry visible: retires the older copy of the same variant, then evicts (retired entries past
+   * their grace first, then the least recently used) until the store fits cache.maxSize, in one transaction.
    */
   commit(id: number, bodySize: number, now: number): CommitResult {
     return this.write(() => {
@@ -136,12 +139,13 @@ export class CacheStore {
         this.q.deleteChunks.run(id);
         return { stored: false, evicted: 0, ...this.totals() };
       }
-      for (const old of this.q.sameVariant.all(row.key, row.vary, row.encoding, id) as Array<{ id: number; size: number }>) this.remove(old.id, old.size);
+      for (const old of this.q.sameVariant.all(row.key, row.vary, row.encoding, id) as Array<{ id: number }>) this.retireRow(old.id, now);
       const size = bodySize + row.headers.length + row.keyBytes + ENTRY_OVERHEAD;
       this.q.complete.run(bodySize, size, now, id);
       this.q.addTotals.run(size, 1);
-      const evicted = this.evict(id);
       for (const o of this.q.orphans.all(now - ORPHAN_AGE_MS) as Array<{ id: number }>) this.discard(o.id);
+      for (const r of this.q.retiredBefore.all(now - RETIRED_GRACE_MS) as Array<{ id: number; size: number }>) this.removeRetired(r.id, r.size);
+      const evicted = this.evict(id, now);
       return { stored: true, evicted, ...this.totals() };
     });
   }
@@ -164,12 +168,12 @@ export class CacheStore {
     });
   }
 
-  /** Removes one complete entry (a 304 that made it unstorable, a refresh whose validators disagreed). */
-  delete(id: number): void {
-    this.write(() => {
-      const old = this.q.sizeOf.get(id) as { size: number } | undefined;
-      if (old !== undefined) this.remove(id, old.size);
-    });
+  /**
+   * Hides an entry from lookups (a 304 that made it unstorable, validators that disagreed, a new answer
+   * that may not be stored); its body stays readable for responses already sending it.
+   */
+  retire(id: number): void {
+    this.write(() => this.retireRow(id, Date.now()));
   }
 
   /**
@@ -186,7 +190,7 @@ export class CacheStore {
       const { n } = this.db.prepare(`SELECT COUNT(*) AS n FROM entries WHERE complete = 1 AND ${where}`).get(args) as { n: number };
       this.db.prepare(`DELETE FROM chunks WHERE entry IN (SELECT id FROM entries WHERE ${where})`).run(args);
       this.db.prepare(`DELETE FROM entries WHERE ${where}`).run(args);
-      this.db.exec('UPDATE totals SET bytes = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE complete = 1), entries = (SELECT COUNT(*) FROM entries WHERE complete = 1)');
+      this.db.exec('UPDATE totals SET bytes = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE complete != 0), entries = (SELECT COUNT(*) FROM entries WHERE complete = 1)');
       return n;
     });
   }
@@ -201,8 +205,27 @@ export class CacheStore {
     this.q.addTotals.run(-size, -1);
   }
 
-  /** Least recently used first (last_access is refreshed at most once per touch interval: cache.ts). */
-  private evict(keep: number): number {
+  private retireRow(id: number, now: number): void {
+    if (Number(this.q.retire.run(now, id).changes) === 1) this.q.addTotals.run(0, -1);
+  }
+
+  private removeRetired(id: number, size: number): void {
+    this.q.deleteChunks.run(id);
+    this.q.deleteEntry.run(id);
+    this.q.addTotals.run(-size, 0);
+  }
+
+  /**
+   * Retired entries first (their bytes still count: the disk holds them), then the least recently used
+   * (last_access is refreshed at most once per touch interval: cache.ts). An entry evicted while a client
+   * still downloads it ends that download early; LRU makes that the rare case.
+   */
+  private evict(keep: number, now: number): number {
+    for (let t = this.totals(); t.bytes > this.maxSize; t = this.totals()) {
+      const retired = this.q.retiredBefore.all(now + 1) as Array<{ id: number; size: number }>;
+      if (retired.length === 0) break;
+      for (const r of retired) this.removeRetired(r.id, r.size);
+    }
     let evicted = 0;
     for (let t = this.totals(); t.bytes > this.maxSize; t = this.totals()) {
       const victims = this.q.lru.all(keep) as Array<{ id: number; size: number }>;

@@ -247,3 +247,20 @@ test('a stale entry whose new answer may not be stored is dropped: not served, n
   assert.equal(after.onError(), undefined);
   cache.close();
 });
+
+test('a response being sent keeps its body when a newer copy replaces the entry; a purge removes it at once', async () => {
+  const { cache, shared } = openTestCache();
+  const oldBody = 'a'.repeat(700 * 1024);
+  const newBody = 'b'.repeat(700 * 1024);
+  await storeThrough(cache, get('/big.css'), PUBLIC, oldBody);
+  const sending = await expectHit(cache, get('/big.css')); // only its first 256 KiB chunk is in hand
+  sending.tee(200, PUBLIC, new CollectSink()).end(Buffer.from(newBody));
+  assert.equal(await hitBody(await expectHit(cache, get('/big.css'))), newBody);
+  assert.equal(await hitBody(sending), oldBody);
+  assert.equal(shared.snapshot().entries, 1);
+
+  const purged = await expectHit(cache, get('/big.css'));
+  cache.purge('/big');
+  await assert.rejects(hitBody(purged), { code: 'QUICLB_CACHE_ENTRY_GONE' });
+  cache.close();
+});
