@@ -19,8 +19,17 @@ export function varyNames(headers: HeaderList): string[] | '*' {
 }
 
 function normalisedValue(headers: HeaderList, name: string): string | null {
+  if (name === 'cookie') return cookieValue(headers);
   const v = headerValue(headers, name);
   return v === undefined ? null : v.split(',').map((s) => s.trim()).join(',');
+}
+
+// HTTP/2 and HTTP/3 may split Cookie into one field per pair (RFC 9113 §8.2.3, RFC 9114 §4.2.1), HTTP/1.1
+// sends one "a=1; b=2" line: the same cookies must give the same key.
+function cookieValue(headers: HeaderList): string | null {
+  const pairs: string[] = [];
+  for (const [k, v] of headers) if (k === 'cookie') for (const p of v.split(';')) if (p.trim() !== '') pairs.push(p.trim());
+  return pairs.length === 0 ? null : pairs.join('; ');
 }
 
 /** The stored secondary key: the request's normalised value for each varying field but Accept-Encoding. */

@@ -16,6 +16,13 @@ test('Vary values must match; whitespace and line splitting are normalised, abse
   assert.equal(varyNames([['vary', 'Accept-Encoding, *']]), '*');
 });
 
+test('Vary: Cookie matches the same cookies whether HTTP/2 split them into crumbs or HTTP/1.1 sent one line', () => {
+  const key = varyKey(['cookie'], [['cookie', 'MoodleSession=abc; lang=de']]);
+  assert.equal(varyMatches(key, [['cookie', 'MoodleSession=abc'], ['cookie', 'lang=de']]), true);
+  assert.equal(varyMatches(key, [['cookie', 'MoodleSession=xyz; lang=de']]), false);
+  assert.equal(varyMatches(key, []), false);
+});
+
 test('Accept-Encoding: qvalues, "*", and identity unless excluded (RFC 9110 §12.5.3)', () => {
   const ae = parseAcceptEncoding('gzip;q=0.5, br, x-gzip;q=0.4, *;q=0.1');
   assert.equal(codingQuality(ae, 'br'), 1);
