@@ -72,6 +72,12 @@ export const DEFAULTS = {
     proxyHeaders: ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded'],
     enableCaching: false,
   },
+  cache: {
+    enabled: false,
+    maxSize: '256MiB',
+    maxEntrySize: '8MiB',
+    lockTimeout: '5s',
+  },
   admin: {
     allowFrom: ['127.0.0.0/8', '::1/128'],
     port: 0,

@@ -17,7 +17,7 @@ export type { ConfigIssue } from './errors.ts';
 export { applyEnvOverrides } from './env.ts';
 
 /** Fields that hold byte counts (written back as "16KiB" etc.). Durations are the fields ending in Ms. */
-const SIZE_FIELDS = new Set(['maxHeaderSize', 'maxBodySize', 'initialMaxData', 'initialMaxStreamData', 'udpBufferSize', 'minSize']);
+const SIZE_FIELDS = new Set(['maxHeaderSize', 'maxBodySize', 'initialMaxData', 'initialMaxStreamData', 'udpBufferSize', 'minSize', 'maxSize', 'maxEntrySize']);
 
 // Messages for issues the field builders in schema.ts did not word themselves.
 function genericMessage(iss: z.core.$ZodRawIssue): string {

@@ -232,6 +232,18 @@ const moodle = section({
   enableCaching: bool().prefault(D.moodle.enableCaching),
 });
 
+const cache = section(
+  {
+    enabled: bool().prefault(D.cache.enabled),
+    // At least one 256 KiB body chunk (src/cache/store-schema.ts) plus headers.
+    maxSize: size(1024 * 1024, 2 ** 44).prefault(D.cache.maxSize),
+    maxEntrySize: size(1, 2 ** 31 - 1).prefault(D.cache.maxEntrySize),
+    path: str('file path').optional(),
+    lockTimeout: duration().prefault(D.cache.lockTimeout),
+  },
+  ['lockTimeout'],
+);
+
 const admin = section({
   allowFrom: list(cidr(), 1024).prefault(() => [...D.admin.allowFrom]),
   token: z.string({ error: 'expected string of at least 8 characters' }).min(8, { error: 'expected string of at least 8 characters' }).optional(),
@@ -368,6 +380,11 @@ function crossCheck(c: Config, ctx: Ctx): void {
     fail(ctx, ['healthCheck', 'timeout'], `expected at most healthCheck.interval (${formatDuration(c.healthCheck.intervalMs)}), got ${got}`);
   }
 
+  if (c.cache.maxEntrySize > c.cache.maxSize) {
+    const got = JSON.stringify(formatSize(c.cache.maxEntrySize));
+    fail(ctx, ['cache', 'maxEntrySize'], `expected at most cache.maxSize (${formatSize(c.cache.maxSize)}), got ${got}`);
+  }
+
   const { certFile, keyFile } = c.tls;
   if (certFile !== undefined && keyFile === undefined) {
     fail(ctx, ['tls', 'keyFile'], 'expected a key file path because tls.certFile is set, got nothing');
@@ -390,6 +407,7 @@ export const configSchema = z
       loadBalancer: loadBalancer.prefault({}),
       healthCheck: healthCheck.prefault({}),
       moodle: moodle.prefault({}),
+      cache: cache.prefault({}),
       admin: admin.prefault({}),
       compression: compression.prefault({}),
       websocket: websocket.prefault({}),

@@ -103,8 +103,24 @@ export interface MoodleConfig {
   wwwRoot?: string;
   sessionCookie: string;
   proxyHeaders: ProxyHeaderName[];
-  /** Accepted but not implemented yet (no caching happens). */
+  /**
+   * true turns the response cache on with its settings from `cache` (the same as cache.enabled: true);
+   * what is stored is decided by the HTTP caching rules only (src/cache/README.md).
+   */
   enableCaching: boolean;
+}
+
+export interface CacheConfig {
+  /** The shared response cache (src/cache); moodle.enableCaching also turns it on. */
+  enabled: boolean;
+  /** Bound on all stored entries together (bodies and headers); least recently used entries go first. */
+  maxSize: number;
+  /** Largest response body stored; larger responses pass through uncached. */
+  maxEntrySize: number;
+  /** The store's SQLite file; absent = `cache.sqlite` in tls.stateDir. */
+  path?: string;
+  /** How long concurrent misses for one URL wait for the first one's backend fetch before fetching themselves. */
+  lockTimeoutMs: number;
 }
 
 export interface AdminConfig {
@@ -183,6 +199,7 @@ export interface Config {
   loadBalancer: LoadBalancerConfig;
   healthCheck: HealthCheckConfig;
   moodle: MoodleConfig;
+  cache: CacheConfig;
   admin: AdminConfig;
   compression: CompressionConfig;
   websocket: WebSocketConfig;

@@ -194,6 +194,26 @@ test('other cross-field checks', () => {
   throwsConfig(() => validateConfig([]), 'config', 'config: expected object, got []');
 });
 
+test('cache section: defaults, sizes and durations, errors that name the field', () => {
+  const c = validateConfig({});
+  assert.deepEqual(c.cache, { enabled: false, maxSize: 256 * 1024 * 1024, maxEntrySize: 8 * 1024 * 1024, lockTimeoutMs: 5000 });
+  const set = validateConfig({ cache: { enabled: true, maxSize: '1GiB', maxEntrySize: '512KiB', path: '/var/cache/quiclb/c.sqlite', lockTimeout: '2s' } });
+  assert.deepEqual(set.cache, { enabled: true, maxSize: 1024 ** 3, maxEntrySize: 512 * 1024, path: '/var/cache/quiclb/c.sqlite', lockTimeoutMs: 2000 });
+  throwsConfig(
+    () => validateConfig({ cache: { maxSize: '10KiB' } }),
+    'cache.maxSize',
+    'cache.maxSize: expected size like "16KiB", "1MiB", "2.5MB" or integer bytes in 1MiB..16384GiB, got "10KiB"',
+  );
+  throwsConfig(
+    () => validateConfig({ cache: { maxSize: '2MiB', maxEntrySize: '4MiB' } }),
+    'cache.maxEntrySize',
+    'cache.maxEntrySize: expected at most cache.maxSize (2MiB), got "4MiB"',
+  );
+  throwsConfig(() => validateConfig({ cache: { path: '' } }), 'cache.path', 'cache.path: expected file path, got ""');
+  throwsConfig(() => validateConfig({ cache: { lockTimeout: 'soon' } }), 'cache.lockTimeout', 'cache.lockTimeout: expected duration like "500ms", "10s", "2m", "1h" or integer milliseconds, got "soon"');
+  throwsConfig(() => validateConfig({ cache: { enable: true } }), 'cache.enable', 'cache.enable: unknown field');
+});
+
 test('cert and key must be readable files, named by field', () => {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
@@ -334,7 +354,8 @@ test('toJson round-trips defaults and a config with every kind of field set', ()
       backendTimeout: '2m30s',
     },
     healthCheck: { interval: '1h', expectStatus: '200-399' },
-    moodle: { dataRoot: '/var/moodledata', wwwRoot: 'https://moodle.example.org', proxyHeaders: ['x-real-ip'] },
+    moodle: { dataRoot: '/var/moodledata', wwwRoot: 'https://moodle.example.org', proxyHeaders: ['x-real-ip'], enableCaching: true },
+    cache: { maxSize: '64MiB', maxEntrySize: 1_000_001, path: '/var/cache/quiclb.sqlite', lockTimeout: '750ms' },
     admin: { allowFrom: ['10.1.2.3'], token: 'secret-token', port: 9000 },
     logging: { level: 'debug', format: 'pretty', accessLog: false },
   });
@@ -342,6 +363,7 @@ test('toJson round-trips defaults and a config with every kind of field set', ()
   assert.equal((json.server as Record<string, unknown>).readTimeout, '1500ms');
   assert.equal((json.server as Record<string, unknown>).maxBodySize, '100MiB');
   assert.equal((json.loadBalancer as Record<string, unknown>).backendTimeout, '150s');
+  assert.deepEqual(json.cache, { enabled: false, maxSize: '64MiB', maxEntrySize: 1_000_001, path: '/var/cache/quiclb.sqlite', lockTimeout: '750ms' });
   assert.ok(!('readTimeoutMs' in (json.server as Record<string, unknown>)));
   assert.deepEqual(validateConfig(json), c);
   assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(json))), c);
