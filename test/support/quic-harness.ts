@@ -22,7 +22,7 @@ export const SHARD_WORKER_URL = new URL('./quic-shard-worker.ts', import.meta.ur
  */
 export function quicTestConfig(stateDir: string, patch: (c: Config) => void = () => {}): Config {
   const c = validateConfig({
-    server: { httpPort: 1, httpsPort: 1, bindAddress: '127.0.0.1', readTimeout: 10_000, writeTimeout: 10_000, idleTimeout: 30_000, shutdownTimeout: 2000 },
+    server: { httpPort: 1, httpsPort: 2, bindAddress: '127.0.0.1', readTimeout: 10_000, writeTimeout: 10_000, idleTimeout: 30_000, shutdownTimeout: 2000 },
     tls: { stateDir },
     quic: { idleTimeout: 10_000, udpBufferSize: 1 << 20 },
     loadBalancer: { strategy: 'least_connections', sessionPersistence: false, affinityCookie: 'QUICLB', connectTimeout: 2000, backendTimeout: 10_000 },
