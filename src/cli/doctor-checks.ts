@@ -4,10 +4,11 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { readFileSync, readdirSync, readlinkSync, accessSync, constants as fsConstants } from 'node:fs';
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/types.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
+import { loadTlsMaterial, CERT_WARN_DAYS } from '../shared/tls-material.ts';
 import { prepareQuicheBinding, type PrepareOptions } from '../quic/quiche-binding-file.ts';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
@@ -24,8 +25,6 @@ export interface CheckResult {
 export const MIN_NOFILE = 65536;
 /** The backlog src/primary/tcp-listeners.ts asks for; the kernel silently truncates it to somaxconn. */
 export const LISTEN_BACKLOG = 4096;
-/** Warn this long before the certificate expires. */
-export const CERT_WARN_DAYS = 14;
 const DAY_MS = 86_400_000;
 
 const TUNING_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tuning');
@@ -276,47 +275,48 @@ export async function checkPorts(config: Config): Promise<CheckResult[]> {
 
 // ---- certificate ---------------------------------------------------------------------------------
 
-function errorText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ? `${e.code}: ${e.message}` : String(e.message ?? e);
-}
-
-function certCheckOfFile(certFile: string, now: number): { result: CheckResult; cert?: X509Certificate } {
+function certCheckOfFile(cert: X509Certificate, certFile: string, now: number): CheckResult {
   const name = 'certificate';
   const renew = `renew it (e.g. certbot renew) and point tls.certFile / tls.keyFile at the new files`;
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(readFileSync(certFile));
-  } catch (err) {
-    return { result: { status: 'FAIL', name, detail: `cannot read tls.certFile ${certFile}: ${errorText(err)}`, fix: 'point tls.certFile at a readable PEM certificate' } };
-  }
   const subject = cert.subject.replaceAll('\n', ', ');
   const from = new Date(cert.validFrom);
   const to = new Date(cert.validTo);
   const days = Math.floor((to.getTime() - now) / DAY_MS);
-  let result: CheckResult;
   if (to.getTime() <= now) {
-    result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) expired on ${to.toISOString()}, ${Math.floor((now - to.getTime()) / DAY_MS)} day(s) ago`, fix: renew };
-  } else if (from.getTime() > now) {
-    result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) is not valid before ${from.toISOString()}`, fix: 'check the host clock (timedatectl) or the certificate' };
-  } else if (days < CERT_WARN_DAYS) {
-    result = { status: 'WARN', name, detail: `certificate ${certFile} (${subject}) expires on ${to.toISOString()}, in ${days} day(s)`, fix: renew };
-  } else {
-    result = { status: 'OK', name, detail: `certificate ${certFile} (${subject}) valid until ${to.toISOString()} (${days} days)` };
+    return { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) expired on ${to.toISOString()}, ${Math.floor((now - to.getTime()) / DAY_MS)} day(s) ago`, fix: renew };
   }
-  return { result, cert };
+  if (from.getTime() > now) {
+    return { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) is not valid before ${from.toISOString()}`, fix: 'check the host clock (timedatectl) or the certificate' };
+  }
+  if (days < CERT_WARN_DAYS) {
+    return { status: 'WARN', name, detail: `certificate ${certFile} (${subject}) expires on ${to.toISOString()}, in ${days} day(s)`, fix: renew };
+  }
+  return { status: 'OK', name, detail: `certificate ${certFile} (${subject}) valid until ${to.toISOString()} (${days} days)` };
 }
 
-function keyCheck(cert: X509Certificate, keyFile: string): CheckResult {
-  const name = 'certificate-key';
-  let matches: boolean;
+/**
+ * The same parse `quiclb start` runs before it listens (src/shared/tls-material.ts): the whole PEM chain, the
+ * key, and that the key belongs to the leaf. A file start would refuse is a FAIL naming its field.
+ */
+function certificatePair(certFile: string, keyFile: string, now: number): { results: CheckResult[]; leaf?: X509Certificate } {
+  let material;
   try {
-    matches = cert.checkPrivateKey(createPrivateKey(readFileSync(keyFile)));
+    material = loadTlsMaterial(certFile, keyFile);
   } catch (err) {
-    return { status: 'FAIL', name, detail: `cannot read tls.keyFile ${keyFile}: ${errorText(err)}`, fix: 'point tls.keyFile at the readable, unencrypted PEM key of the certificate' };
+    const e = err as { code?: string; field?: string; detail?: string };
+    if (e.code !== 'QUICLB_TLS') throw err;
+    if (e.field === 'tls.certFile') {
+      return { results: [{ status: 'FAIL', name: 'certificate', detail: `tls.certFile: ${e.detail}`, fix: 'point tls.certFile at a readable PEM certificate chain (leaf first)' }] };
+    }
+    // The certificate parsed: still report its dates.
+    const leaf = new X509Certificate(readFileSync(certFile));
+    const keyFail: CheckResult = { status: 'FAIL', name: 'certificate-key', detail: `tls.keyFile: ${e.detail}`, fix: 'point tls.keyFile at the readable, unencrypted PEM key the certificate was issued for' };
+    return { results: [certCheckOfFile(leaf, certFile, now), keyFail], leaf };
   }
-  if (matches) return { status: 'OK', name, detail: `tls.keyFile ${keyFile} matches the certificate` };
-  return { status: 'FAIL', name, detail: `tls.keyFile ${keyFile} does not match tls.certFile`, fix: 'use the key the certificate was issued for' };
+  const results = [certCheckOfFile(material.chain[0], certFile, now)];
+  for (const w of material.warnings) results.push({ status: 'WARN', name: 'certificate-chain', detail: w, fix: 'reorder the PEM file: leaf, then each issuer' });
+  results.push({ status: 'OK', name: 'certificate-key', detail: `tls.keyFile ${keyFile} matches the certificate` });
+  return { results, leaf: material.chain[0] };
 }
 
 function hostCheck(cert: X509Certificate, wwwRoot: string): CheckResult | undefined {
@@ -363,14 +363,10 @@ export function checkCertificate(config: Config, now = Date.now()): CheckResult[
     }
     return results;
   }
-  const { result, cert } = certCheckOfFile(certFile, now);
-  const results = [result];
-  if (cert) {
-    results.push(keyCheck(cert, keyFile));
-    if (config.moodle.wwwRoot) {
-      const host = hostCheck(cert, config.moodle.wwwRoot);
-      if (host) results.push(host);
-    }
+  const { results, leaf } = certificatePair(certFile, keyFile, now);
+  if (leaf && config.moodle.wwwRoot) {
+    const host = hostCheck(leaf, config.moodle.wwwRoot);
+    if (host) results.push(host);
   }
   return results;
 }

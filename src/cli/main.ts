@@ -2,7 +2,7 @@
 // Old spellings stay accepted: `--generate-config` and `-config FILE`.
 import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
-import { loadConfig, defaultConfigJson, toJson } from '../config/load.ts';
+import { loadConfig, defaultConfigJson, toJson, isConfigError } from '../config/load.ts';
 import { createLogger } from '../shared/logger.ts';
 import { runStart } from './start.ts';
 import { runDoctor } from './doctor.ts';
@@ -115,7 +115,13 @@ export async function main(argv: string[]): Promise<void> {
       // The newcomer's `npm start` (demo, no config file, a terminal) reads better as pretty lines.
       if (values.demo && values.config === undefined && process.stdout.isTTY) config.logging.format = 'pretty';
       const logger = createLogger(config.logging);
-      await runStart({ config, workers, demo: values.demo ?? false, logger, hasConfigFile: values.config !== undefined });
+      try {
+        await runStart({ config, workers, demo: values.demo ?? false, logger, hasConfigFile: values.config !== undefined });
+      } catch (err) {
+        // What only the start finds (an unusable certificate or key ring) is a config error like any other.
+        if (isConfigError(err)) fail(`invalid config: ${err.message}`);
+        throw err;
+      }
       return;
     }
     default:

@@ -5,13 +5,13 @@ import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, MAX_SHARDS } from '../shared/state.ts';
-import { ensureSelfSigned } from '../shared/tls-material.ts';
 import { quicheBindingFile } from '../quic/quiche.ts';
 import { SessionTable } from '../balancer/session-table.ts';
 import { ActiveHealthChecker } from '../health/active.ts';
 import type { UdpRouter } from './udp-router.ts';
 import { ShardSupervisor } from './shard-supervisor.ts';
 import { TcpListeners } from './tcp-listeners.ts';
+import { prepareTlsFiles } from './tls-files.ts';
 import type { ListenSpec } from './tcp-listeners.ts';
 
 export interface PrimaryOptions {
@@ -55,13 +55,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   const { config, logger } = opts;
   const workers = opts.workers ?? defaultWorkerCount();
   if (workers < 1 || workers > MAX_SHARDS) throw new Error(`--workers must be 1..${MAX_SHARDS}, got ${workers}`);
-  let { certFile, keyFile } = config.tls;
-  if (!certFile || !keyFile) {
-    const generated = await ensureSelfSigned(config.tls.stateDir);
-    certFile = generated.certFile;
-    keyFile = generated.keyFile;
-    logger.warn({ certFile }, 'tls.certFile/keyFile not set: serving a SELF-SIGNED certificate (browsers will warn); configure a real one for production');
-  }
+  const { certFile, keyFile } = await prepareTlsFiles(config, logger);
 
   const state = new SharedState();
   config.loadBalancer.backendServers.forEach((b, i) => state.initBackend(i, b.healthy));

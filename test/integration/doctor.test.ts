@@ -135,7 +135,17 @@ test('a certificate expiring soon WARNs; a key from another pair FAILs', async (
   const res = await doctor(await writeConfig(dir, 'mismatch', config));
   assert.equal(res.code, 1, res.stdout);
   assert.ok(lines(res.stdout, 'WARN').some((l) => /^WARN  certificate: .* expires on .* in 5 day\(s\) — fix: /.test(l)), res.stdout);
-  assert.ok(lines(res.stdout, 'FAIL').some((l) => l.startsWith(`FAIL  certificate-key: tls.keyFile ${other.keyFile} does not match`)), res.stdout);
+  assert.ok(lines(res.stdout, 'FAIL').some((l) => l.startsWith(`FAIL  certificate-key: tls.keyFile: ${other.keyFile} does not match`)), res.stdout);
+});
+
+test('a chain with an unparsable second certificate FAILs as `quiclb start` would refuse it', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-doctor-'));
+  const good = await makeCert(dir, 'chain', new Date(Date.now() - DAY), new Date(Date.now() + 90 * DAY));
+  const chainFile = path.join(dir, 'chain.pem');
+  await writeFile(chainFile, `${await readFile(good.certFile, 'utf8')}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`);
+  const res = await doctor(await writeConfig(dir, 'chain', await baseConfig(dir, { certFile: chainFile, keyFile: good.keyFile })));
+  assert.equal(res.code, 1, res.stdout);
+  assert.ok(lines(res.stdout, 'FAIL').some((l) => l.startsWith(`FAIL  certificate: tls.certFile: certificate 2 of 2 in ${chainFile} cannot be parsed`)), res.stdout);
 });
 
 test('no certificate configured: WARN that a self-signed one will be generated', async () => {
