@@ -11,7 +11,8 @@ const USAGE = `quiclb — HTTP/3 + HTTP/2 + HTTP/1.1 load balancer
 
 Usage:
   quiclb start [--config FILE] [--workers N] [--demo]
-  quiclb generate-config [--out FILE]          write a config holding every default (stdout without --out)
+  quiclb generate-config [--out FILE]          write a config holding every default (stdout without --out;
+                                               the old spelling --generate-config writes ./config.json)
   quiclb check-config FILE                     validate a config and print the effective settings
   quiclb doctor [--config FILE]                check this host (UDP buffers, file limits, ports, certificate)
 
@@ -23,15 +24,24 @@ Options:
   -h, --help      this text
 `;
 
+/** Where the old `--generate-config` flag wrote its seed config (the current directory), when no --out is given. */
+export const OLD_GENERATE_CONFIG_FILE = 'config.json';
+
 /** Maps the old single-dash and flag spellings onto the current ones. */
 export function normalizeArgv(argv: string[]): string[] {
   const out: string[] = [];
+  let oldGenerate = false;
   for (const arg of argv) {
     if (arg === '-config') out.push('--config');
     else if (arg.startsWith('-config=')) out.push(`--config=${arg.slice(8)}`);
-    else if (arg === '--generate-config' || arg === '-generate-config') out.push('generate-config');
-    else out.push(arg);
+    else if (arg === '--generate-config' || arg === '-generate-config') {
+      out.push('generate-config');
+      oldGenerate = true;
+    } else out.push(arg);
   }
+  // The old flag wrote config.json into the current directory; `generate-config` prints to stdout.
+  const hasOut = out.some((a) => a === '--out' || a === '-o' || a.startsWith('--out=') || (a.startsWith('-o') && a.length > 2));
+  if (oldGenerate && !hasOut) out.push('--out', OLD_GENERATE_CONFIG_FILE);
   // `quiclb --config x.json` with no command means start, as the old binary did.
   const first = out.find((a) => !a.startsWith('-'));
   const commands = new Set(['start', 'generate-config', 'check-config', 'doctor', 'help']);
