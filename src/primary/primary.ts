@@ -12,12 +12,15 @@ import type { UdpRouter } from './udp-router.ts';
 import { ShardSupervisor } from './shard-supervisor.ts';
 import { TcpListeners } from './tcp-listeners.ts';
 import { prepareTlsFiles } from './tls-files.ts';
+import type { RestartPolicy } from './restart-backoff.ts';
 import type { ListenSpec } from './tcp-listeners.ts';
 
 export interface PrimaryOptions {
   config: Config;
   workers?: number;
   logger: Logger;
+  /** Shard restart delays; DEFAULT_RESTART_POLICY (src/primary/restart-backoff.ts) when absent. */
+  restartPolicy?: RestartPolicy;
 }
 
 export interface RunningPrimary {
@@ -71,6 +74,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),
     onShardDown: (shard) => router?.shardDown(shard),
     onShardUp: (shard) => router?.shardUp(shard),
+    restartPolicy: opts.restartPolicy,
   });
   await supervisor.start();
 
