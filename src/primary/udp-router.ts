@@ -1,11 +1,11 @@
 // The primary's half of QUIC: it owns the UDP socket(s) on httpsPort, reads only the invariant header
 // (never decrypts), and routes each datagram to the shard that owns its connection:
-//   short header  -> the shard octet of the DCID (src/quic/cid.ts), no lookup;
+//   short header  -> the shard octet of the DCID (src/wire/cid.ts), no lookup;
 //   long header   -> the client-chosen-CID table, else the DCID's shard octet, else (Initial) a new
 //                    connection for the least-loaded alive shard, or a stateless Retry under a flood.
 // Version negotiation, too-short Initials, unknown CIDs, bad tokens and unparsable headers are handled
 // (and counted) here so that garbage costs the shards nothing. Datagrams travel to and from the shards in
-// batches (src/quic/datagram-batch.ts) flushed at the end of each socket read burst.
+// batches (src/wire/datagram-batch.ts) flushed at the end of each socket read burst.
 import dgram from 'node:dgram';
 import type { TransferListItem as Transferable } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -21,10 +21,10 @@ import {
   G_QUIC_RETRIES,
   G_VERSION_NEGOTIATIONS,
 } from '../shared/state.ts';
-import { encodeCid, decodeCidShard } from '../quic/cid.ts';
-import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../quic/packet-header.ts';
-import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../quic/datagram-batch.ts';
-import { isSupportedVersion, retryPacket, versionNegotiation } from './udp-stateless.ts';
+import { encodeCid, decodeCidShard } from '../wire/cid.ts';
+import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../wire/packet-header.ts';
+import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../wire/datagram-batch.ts';
+import { isSupportedVersion, retryPacket, versionNegotiation } from '../wire/udp-stateless.ts';
 import { CidTable } from './cid-table.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
 import { RetryTokenMinter } from './udp-retry-token.ts';

@@ -23,9 +23,9 @@ import {
 } from '../shared/state.ts';
 import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig } from './quiche.ts';
 import { buildQuicheConfig } from './quiche-config.ts';
-import { encodeCid, randomResetToken } from './cid.ts';
-import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from './packet-header.ts';
-import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from './datagram-batch.ts';
+import { encodeCid, randomResetToken } from '../wire/cid.ts';
+import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../wire/packet-header.ts';
+import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../wire/datagram-batch.ts';
 import { TimerDriver } from './timer-heap.ts';
 import { QuicConn } from './connection.ts';
 import { toQuicError } from './errors.ts';

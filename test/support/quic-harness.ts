@@ -143,7 +143,7 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
         router.shardDown(index);
       });
     });
-  // One at a time: see QUIC_SHARD_START_NOTE in src/quic/quiche.ts (the binding's per-thread registration races).
+  // One at a time, so shard 0 is the first thread of the process to load the binding (docs/quiche.md, "Loading and threads").
   for (let i = 0; i < count; i++) await startOne(i);
   const killShard = async (index: number): Promise<void> => {
     const w = workers[index];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeCid, decodeCidShard, randomResetToken, CID_LEN, CID_FIRST_OCTET } from '../../src/quic/cid.ts';
+import { encodeCid, decodeCidShard, randomResetToken, CID_LEN, CID_FIRST_OCTET } from '../../src/wire/cid.ts';
 
 test('every shard index round-trips through a CID', () => {
   for (let shard = 0; shard < 256; shard++) {

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { UdpRouter, type ShardPort } from '../../src/primary/udp-router.ts';
-import { readBatch, FLAG_NEW_CONNECTION } from '../../src/quic/datagram-batch.ts';
-import { encodeCid } from '../../src/quic/cid.ts';
+import { readBatch, FLAG_NEW_CONNECTION } from '../../src/wire/datagram-batch.ts';
+import { encodeCid } from '../../src/wire/cid.ts';
 import { SharedState, S_CONNECTIONS, G_DROP_SHORT_UNKNOWN_CID, G_DROP_INITIAL_TOO_SHORT } from '../../src/shared/state.ts';
 import { quicTestConfig } from '../support/quic-harness.ts';
 

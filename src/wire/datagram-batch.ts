@@ -1,6 +1,6 @@
 // Datagrams cross between the primary and the shards in batches: one ArrayBuffer per batch, moved
 // (transferred, not copied) with postMessage. One postMessage per datagram costs 5.5-7.5 us; a batch of
-// 32 about 0.7 us per datagram (QUICHE-NOTES.md, and bench/quic-transfer.ts measures it again).
+// 32 about 0.7 us per datagram (docs/quiche.md; bench/quic-transfer.ts measures it again).
 //
 // Record layout, repeated `count` times:
 //   u16 data length | u16 peer port | u8 flags | u8 address length | address (latin1 text)
