@@ -1,6 +1,7 @@
 // The primary thread: owns the listening sockets (TCP and UDP), the QUIC connection-ID table (in the
 // UDP router), the shared state, the active health checker and the shard supervisor.
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -60,6 +61,8 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   if (workers < 1 || workers > MAX_SHARDS) throw new Error(`--workers must be 1..${MAX_SHARDS}, got ${workers}`);
   const { certFile, keyFile } = await prepareTlsFiles(config, logger);
 
+  // Until the key ring: one key per process, so a restarted quiclb cannot reset its predecessor's connections.
+  const resetKey = randomBytes(32);
   const state = new SharedState();
   config.loadBalancer.backendServers.forEach((b, i) => state.initBackend(i, b.healthy));
   const sessions = new SessionTable();
@@ -68,7 +71,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
 
   const supervisor = new ShardSupervisor({
     count: workers,
-    init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile, startedAt: Date.now() },
+    init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile, resetKey, startedAt: Date.now() },
     state,
     logger,
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),
@@ -92,6 +95,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
     router = new UdpRouter({
       config,
       quicShards,
+      resetKey,
       state,
       logger,
       shards: supervisor.shards.map((h) => ({

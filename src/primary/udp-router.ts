@@ -19,11 +19,14 @@ import {
   G_DROP_QUEUE_FULL,
   G_DROP_SHORT_UNKNOWN_CID,
   G_QUIC_RETRIES,
+  G_QUIC_RESETS_RATE_LIMITED,
+  G_QUIC_STATELESS_RESETS,
   G_VERSION_NEGOTIATIONS,
 } from '../shared/state.ts';
 import { encodeCid, decodeCidShard } from '../wire/cid.ts';
 import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../wire/packet-header.ts';
-import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../wire/datagram-batch.ts';
+import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION, FLAG_STATELESS_RESET } from '../wire/datagram-batch.ts';
+import { ResetTokens, ResetRateLimit, buildStatelessReset, statelessResetSize, PRIMARY_RESET_RATE, PRIMARY_RESET_BURST } from '../wire/stateless-reset.ts';
 import { isSupportedVersion, retryPacket, versionNegotiation } from '../wire/udp-stateless.ts';
 import { CidTable } from './cid-table.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
@@ -52,6 +55,10 @@ export interface UdpRouterOptions {
   shards: ShardPort[];
   /** Shards with an index below this run QUIC; the router sends datagrams to no other shard. */
   quicShards: number;
+  /** Key of the stateless reset tokens, the one the shards derive their CIDs' tokens with. */
+  resetKey: Uint8Array;
+  /** Stateless resets per second and burst; PRIMARY_RESET_RATE / PRIMARY_RESET_BURST when absent. */
+  resetRate?: { perSecond: number; burst: number };
 }
 
 export class UdpRouter {
@@ -64,6 +71,8 @@ export class UdpRouter {
   private readonly table = new CidTable();
   private readonly tokens = new RetryTokenMinter();
   private readonly retryCache = new RetryCache();
+  private readonly resetTokens: ResetTokens;
+  private readonly resetLimit: ResetRateLimit;
   private readonly rate: HandshakeRate;
   private readonly batches: DatagramBatchWriter[];
   private readonly pending: number[];
@@ -81,6 +90,8 @@ export class UdpRouter {
     this.state = opts.state;
     this.logger = opts.logger.child({ component: 'udp-router' });
     this.rate = new HandshakeRate(opts.config.quic.retryThreshold);
+    this.resetTokens = new ResetTokens(opts.resetKey);
+    this.resetLimit = new ResetRateLimit(opts.resetRate?.perSecond ?? PRIMARY_RESET_RATE, opts.resetRate?.burst ?? PRIMARY_RESET_BURST);
     // Shards 0..quicShards-1 run QUIC (all of them unless the quiche binding is the original, see primary.ts).
     const quicShards = opts.shards.filter((s) => s.index < opts.quicShards);
     this.shards = quicShards;
@@ -165,7 +176,9 @@ export class UdpRouter {
     if (!h.long) {
       const shard = decodeCidShard(msg, h.dcidOff, h.dcidLen);
       if (!this.isAlive(shard)) {
+        // Its shard is dead (or it is no CID of ours): nobody will ever answer it, so say so (RFC 9000 §10.3).
         this.state.addGlobal(G_DROP_SHORT_UNKNOWN_CID);
+        this.statelessReset(msg, len, address, port);
         return;
       }
       this.enqueue(shard, msg, address, port, 0, null);
@@ -350,6 +363,34 @@ export class UdpRouter {
     this.sendRaw(packet, address, port);
   }
 
+  /**
+   * A stateless reset for the short-header packet `msg` (RFC 9000 §10.3): never for long headers (the caller
+   * only comes here for short ones), never for a packet too small to answer with a smaller one, at most
+   * PRIMARY_RESET_RATE a second. The size check and the bucket come before the HMAC, so a flood costs little.
+   */
+  private statelessReset(msg: Buffer, len: number, address: string, port: number): void {
+    const size = statelessResetSize(len);
+    if (size === 0) return;
+    if (!this.resetLimit.take()) {
+      this.state.addGlobal(G_QUIC_RESETS_RATE_LIMITED);
+      return;
+    }
+    const h = this.hdr;
+    const packet = buildStatelessReset(this.resetTokens.token(msg, h.dcidOff, h.dcidLen), size);
+    this.state.addGlobal(G_QUIC_STATELESS_RESETS);
+    this.sendRaw(packet, address, port);
+  }
+
+  /** A reset a shard built: it goes through the same bucket. */
+  private sendShardReset(data: Buffer, address: string, port: number): void {
+    if (!this.resetLimit.take()) {
+      this.state.addGlobal(G_QUIC_RESETS_RATE_LIMITED);
+      return;
+    }
+    this.state.addGlobal(G_QUIC_STATELESS_RESETS);
+    this.sendRaw(data, address, port);
+  }
+
   private sendRaw(data: Uint8Array, address: string, port: number): void {
     const socket = address.includes(':') ? (this.socket6 ?? this.socket4) : (this.socket4 ?? this.socket6);
     if (!socket) return;
@@ -370,7 +411,10 @@ export class UdpRouter {
         this.newInFlight[shard] = Math.max(0, this.newInFlight[shard] - (msg.newAck | 0));
       }
       if (msg.buf instanceof ArrayBuffer && msg.n > 0) {
-        readBatch(msg.buf, msg.len, (data, host, port) => this.sendRaw(data, host, port));
+        readBatch(msg.buf, msg.len, (data, host, port, flags) => {
+          if (flags & FLAG_STATELESS_RESET) this.sendShardReset(data, host, port);
+          else this.sendRaw(data, host, port);
+        });
       }
     }
     return true;

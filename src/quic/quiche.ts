@@ -59,6 +59,8 @@ export interface QuicheConfig {
   enableEarlyData(): void;
   enablePacing(v: boolean): void;
   setTicketKey(key: Uint8Array): void;
+  /** RFC 9000 §18.2 stateless_reset_token of the connections accept()ed after it (u128, token octets big endian). */
+  setStatelessResetToken(token: bigint | null): void;
 }
 
 export interface StreamIter {

@@ -11,6 +11,8 @@ export interface ShardInit {
   sessionBuffer: SharedArrayBuffer;
   certFile: string;
   keyFile: string;
+  /** Key of the QUIC stateless reset tokens (src/wire/stateless-reset.ts), shared with the primary. */
+  resetKey: Uint8Array;
   startedAt: number;
 }
 

@@ -81,6 +81,7 @@ const quic: QuicEndpoint | undefined = config.quic.enabled && shard < init.quicS
       config,
       certFile: init.certFile,
       keyFile: init.keyFile,
+      resetKey: init.resetKey,
       state,
       logger,
       post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),

@@ -7,7 +7,10 @@
 //   | u8 original-DCID length | original DCID | data
 // The address stays text: the receiving side needs it as text anyway (quiche's HostPort and dgram.send).
 
+/** primary -> shard: the first datagram of a connection the primary just placed on this shard. */
 export const FLAG_NEW_CONNECTION = 1;
+/** shard -> primary: a stateless reset (RFC 9000 §10.3); the primary rate-limits and counts it before sending. */
+export const FLAG_STATELESS_RESET = 2;
 
 const FIXED = 2 + 2 + 1 + 1 + 1;
 const MAX_ADDRESS = 45; // longest IPv6 literal text

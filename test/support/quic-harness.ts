@@ -3,6 +3,7 @@
 // pass `workerUrl` to run another shard entry, e.g. the real src/shard/worker.ts). Also drives the real
 // clients nobody here wrote: gtlsclient (ngtcp2) and headless Chromium.
 import { Worker, type TransferListItem } from 'node:worker_threads';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -76,7 +77,9 @@ export interface QuicHarnessOptions {
   configure?: (c: Config) => void;
   /** Shard entry; receives QuicShardWorkerData as workerData unless `workerData` builds something else. */
   workerUrl?: URL;
-  workerData?: (shard: number, h: { config: Config; certFile: string; keyFile: string; state: SharedState }) => unknown;
+  workerData?: (shard: number, h: { config: Config; certFile: string; keyFile: string; state: SharedState; resetKey: Uint8Array }) => unknown;
+  /** Stateless reset key of the router and the shards (default: random per harness). */
+  resetKey?: Uint8Array;
   /** pino level for the router and the shards (default: env QUIC_TEST_LOG or 'silent'). */
   logLevel?: string;
 }
@@ -92,8 +95,11 @@ export interface QuicHarness {
   spki: string;
   dir: string;
   workers: Array<Worker | undefined>;
+  resetKey: Uint8Array;
   /** Terminates one shard's thread (as a crash would) and tells the router. */
   killShard(index: number): Promise<void>;
+  /** Starts a fresh thread for a killed shard (as the supervisor's restart would); resolves when it is ready. */
+  restartShard(index: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -105,6 +111,7 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
   const spki = spkiHash(await readFile(certFile));
   const config = quicTestConfig(dir, opts.configure);
   const state = new SharedState();
+  const resetKey = opts.resetKey ?? randomBytes(32);
   const logger = pino({ level: logLevel }, pino.destination({ dest: 2, sync: true }));
   const workers: Array<Worker | undefined> = new Array(count).fill(undefined);
   const ready: boolean[] = new Array(count).fill(false);
@@ -113,7 +120,7 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
     alive: () => ready[index] && workers[index] !== undefined,
     post: (msg: unknown, transfer?: TransferListItem[]) => workers[index]?.postMessage(msg, transfer),
   }));
-  const router = new UdpRouter({ config, state, logger, shards, quicShards: count });
+  const router = new UdpRouter({ config, state, logger, shards, quicShards: count, resetKey });
   await router.listen();
   const port = router.address().port;
   // Shards learn the real port from the 'quic:in' messages; the config keeps 0.
@@ -121,8 +128,8 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
     new Promise<void>((resolve, reject) => {
       const w = new Worker(opts.workerUrl ?? SHARD_WORKER_URL, {
         workerData: opts.workerData
-          ? opts.workerData(index, { config, certFile, keyFile, state })
-          : { shard: index, config, certFile, keyFile, stateBuffer: state.buffer, logLevel },
+          ? opts.workerData(index, { config, certFile, keyFile, state, resetKey })
+          : { shard: index, config, certFile, keyFile, stateBuffer: state.buffer, logLevel, resetKey },
       });
       workers[index] = w;
       w.on('message', (msg: any) => {
@@ -161,7 +168,9 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
     spki,
     dir,
     workers,
+    resetKey,
     killShard,
+    restartShard: (index: number) => startOne(index),
     close: async () => {
       await Promise.all(workers.map((w) => w?.terminate()));
       await router.close();
