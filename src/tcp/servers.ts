@@ -15,6 +15,8 @@ export interface TcpFrontendOptions {
   shard: number;
   certFile: string;
   keyFile: string;
+  /** 48 octets of TLS session ticket keys shared by every shard and restart (src/shared/key-ring.ts). */
+  ticketKeys?: Buffer;
   onRequest: RequestHandler;
   /** Keep the shard's connection gauge (least-connections dispatch in the primary) current. */
   onConnectionOpen(): void;
@@ -55,6 +57,7 @@ export class TcpFrontends {
       {
         cert: readFileSync(opts.certFile),
         key: readFileSync(opts.keyFile),
+        ticketKeys: opts.ticketKeys,
         allowHTTP1: true,
         ALPNProtocols: ['h2', 'http/1.1'],
         minVersion: 'TLSv1.2',
