@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/types.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
 import { loadTlsMaterial, CERT_WARN_DAYS } from '../shared/tls-material.ts';
+import { defaultKeyRingFile, readKeyRing } from '../shared/key-ring.ts';
 import { prepareQuicheBinding, type PrepareOptions } from '../quic/quiche-binding-file.ts';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
@@ -332,6 +333,49 @@ function hostCheck(cert: X509Certificate, wwwRoot: string): CheckResult | undefi
   return { status: 'WARN', name, detail: `certificate does not cover ${host} (moodle.wwwRoot); browsers will refuse it`, fix: 'get a certificate whose subjectAltName names that host' };
 }
 
+/** Whether `dir`, or its nearest existing ancestor when it does not exist yet, is writable. */
+function canCreateIn(dir: string): boolean {
+  let probe = dir;
+  for (;;) {
+    try {
+      accessSync(probe, fsConstants.F_OK);
+      break;
+    } catch {
+      const up = path.dirname(probe);
+      if (up === probe) break;
+      probe = up;
+    }
+  }
+  try {
+    accessSync(probe, fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- key ring ------------------------------------------------------------------------------------
+
+/** The key ring `quiclb start` opens (src/shared/key-ring.ts): readable, private and well formed, or creatable. */
+export function checkKeyRing(config: Config): CheckResult {
+  const name = 'key-ring';
+  const file = path.resolve(config.tls.keyRing ?? defaultKeyRingFile(config.tls.stateDir));
+  let ring;
+  try {
+    ring = readKeyRing(file);
+  } catch (err) {
+    return { status: 'FAIL', name, detail: `tls.keyRing: ${(err as Error).message}`, fix: 'fix or remove the file (a new one is created at start; Retry tokens and session tickets issued under the old one stop working)' };
+  }
+  if (ring) return { status: 'OK', name, detail: `${file} holds ${ring.keys.length} key(s), readable by its owner only` };
+  if (canCreateIn(path.dirname(file))) return { status: 'OK', name, detail: `${file} does not exist yet; quiclb start creates it (mode 0600)` };
+  return {
+    status: 'FAIL',
+    name,
+    detail: `tls.keyRing ${file} does not exist and its directory is not writable`,
+    fix: 'create the directory for the quiclb user (StateDirectory=quiclb in tuning/quiclb.service) or point tls.keyRing elsewhere',
+  };
+}
+
 export function checkCertificate(config: Config, now = Date.now()): CheckResult[] {
   const { certFile, keyFile, stateDir } = config.tls;
   if (certFile === undefined || keyFile === undefined) {
@@ -344,21 +388,7 @@ export function checkCertificate(config: Config, now = Date.now()): CheckResult[
       },
     ];
     const dir = path.resolve(stateDir);
-    try {
-      // The directory, or its parent when it does not exist yet, must be writable to store the pair.
-      let probe = dir;
-      for (;;) {
-        try {
-          accessSync(probe, fsConstants.F_OK);
-          break;
-        } catch {
-          const up = path.dirname(probe);
-          if (up === probe) break;
-          probe = up;
-        }
-      }
-      accessSync(probe, fsConstants.W_OK);
-    } catch {
+    if (!canCreateIn(dir)) {
       results.push({ status: 'FAIL', name: 'state-dir', detail: `tls.stateDir ${dir} is not writable`, fix: 'create it for the quiclb user (StateDirectory=quiclb in tuning/quiclb.service)' });
     }
     return results;

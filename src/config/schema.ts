@@ -140,6 +140,7 @@ const tls = section({
   certFile: str('path to a PEM certificate file').optional(),
   keyFile: str('path to a PEM private key file').optional(),
   stateDir: str('directory path').prefault(D.tls.stateDir),
+  keyRing: str('path to the key ring file').optional(),
 });
 
 const quic = section(

@@ -45,6 +45,8 @@ export interface TlsConfig {
   keyFile?: string;
   /** Where generated self-signed material and affinity state live. */
   stateDir: string;
+  /** Key ring file (src/shared/key-ring.ts); unset = `<stateDir>/keyring`, created on first start. */
+  keyRing?: string;
 }
 
 export interface QuicConfig {

@@ -1,7 +1,6 @@
 // The primary thread: owns the listening sockets (TCP and UDP), the QUIC connection-ID table (in the
 // UDP router), the shared state, the active health checker and the shard supervisor.
 import os from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -13,6 +12,7 @@ import type { UdpRouter } from './udp-router.ts';
 import { ShardSupervisor } from './shard-supervisor.ts';
 import { TcpListeners } from './tcp-listeners.ts';
 import { prepareTlsFiles } from './tls-files.ts';
+import { loadPrimaryKeys } from './keys.ts';
 import type { RestartPolicy } from './restart-backoff.ts';
 import type { ListenSpec } from './tcp-listeners.ts';
 
@@ -61,8 +61,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   if (workers < 1 || workers > MAX_SHARDS) throw new Error(`--workers must be 1..${MAX_SHARDS}, got ${workers}`);
   const { certFile, keyFile } = await prepareTlsFiles(config, logger);
 
-  // Until the key ring: one key per process, so a restarted quiclb cannot reset its predecessor's connections.
-  const resetKey = randomBytes(32);
+  const keys = loadPrimaryKeys(config, logger);
   const state = new SharedState();
   config.loadBalancer.backendServers.forEach((b, i) => state.initBackend(i, b.healthy));
   const sessions = new SessionTable();
@@ -71,7 +70,8 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
 
   const supervisor = new ShardSupervisor({
     count: workers,
-    init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile, resetKey, startedAt: Date.now() },
+    init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile,
+      resetKey: keys.resetKey, tlsTicketKeys: keys.tlsTicketKeys, quicTicketKey: keys.quicTicketKey, startedAt: Date.now() },
     state,
     logger,
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),
@@ -95,7 +95,8 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
     router = new UdpRouter({
       config,
       quicShards,
-      resetKey,
+      resetKey: keys.resetKey,
+      retryKeys: keys.retryKeys,
       state,
       logger,
       shards: supervisor.shards.map((h) => ({

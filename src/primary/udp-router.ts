@@ -57,6 +57,8 @@ export interface UdpRouterOptions {
   quicShards: number;
   /** Key of the stateless reset tokens, the one the shards derive their CIDs' tokens with. */
   resetKey: Uint8Array;
+  /** Retry token keys from the key ring, newest first (random when absent: tokens die with the process). */
+  retryKeys?: readonly Buffer[];
   /** Stateless resets per second and burst; PRIMARY_RESET_RATE / PRIMARY_RESET_BURST when absent. */
   resetRate?: { perSecond: number; burst: number };
 }
@@ -69,7 +71,7 @@ export class UdpRouter {
   /** shards by index, for the per-datagram liveness check. */
   private readonly byIndex: Array<ShardPort | undefined>;
   private readonly table = new CidTable();
-  private readonly tokens = new RetryTokenMinter();
+  private readonly tokens: RetryTokenMinter;
   private readonly retryCache = new RetryCache();
   private readonly resetTokens: ResetTokens;
   private readonly resetLimit: ResetRateLimit;
@@ -91,6 +93,7 @@ export class UdpRouter {
     this.logger = opts.logger.child({ component: 'udp-router' });
     this.rate = new HandshakeRate(opts.config.quic.retryThreshold);
     this.resetTokens = new ResetTokens(opts.resetKey);
+    this.tokens = new RetryTokenMinter({ keys: opts.retryKeys });
     this.resetLimit = new ResetRateLimit(opts.resetRate?.perSecond ?? PRIMARY_RESET_RATE, opts.resetRate?.burst ?? PRIMARY_RESET_BURST);
     // Shards 0..quicShards-1 run QUIC (all of them unless the quiche binding is the original, see primary.ts).
     const quicShards = opts.shards.filter((s) => s.index < opts.quicShards);

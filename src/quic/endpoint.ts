@@ -50,6 +50,8 @@ export interface QuicEndpointOptions {
   onRequest: RequestHandler;
   /** Key of the stateless reset tokens (src/wire/stateless-reset.ts), the same in the primary and every shard. */
   resetKey: Uint8Array;
+  /** Session ticket key (48 octets) shared by every shard and restart; quiche's own random one when absent. */
+  ticketKey?: Uint8Array;
 }
 
 export class QuicEndpoint {
@@ -89,7 +91,7 @@ export class QuicEndpoint {
     this.post = opts.post;
     this.onRequest = opts.onRequest;
     this.quiche = loadQuiche();
-    this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile);
+    this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile, opts.ticketKey);
     this.resetTokens = new ResetTokens(opts.resetKey);
     this.sendBuf = Buffer.allocUnsafe(Math.max(1200, opts.config.quic.maxUdpPayloadSize));
     // Each stopped request stream may cost up to a stream window of connection credit: GOAWAY before half

@@ -99,6 +99,11 @@ export interface QuicheConnection {
   peerError(): ConnectionError | null;
   localError(): ConnectionError | null;
   applicationProto(): Uint8Array;
+  /** True when the handshake resumed a session (a ticket of the same ticket key). */
+  isResumed(): boolean;
+  /** Client side: the serialized session once a ticket arrived, and the one to resume before connecting. */
+  session(): Uint8Array | null;
+  setSession(session: Uint8Array): void;
 }
 
 export interface QuicheHeader {
