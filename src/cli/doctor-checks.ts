@@ -10,6 +10,7 @@ import type { Config } from '../config/types.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
 import { loadTlsMaterial, CERT_WARN_DAYS } from '../shared/tls-material.ts';
 import { defaultKeyRingFile, readKeyRing } from '../shared/key-ring.ts';
+import { bindAddressList, isIpv6Any, resolveBinds, type BindSpec } from '../primary/bind-plan.ts';
 import { prepareQuicheBinding, type PrepareOptions } from '../quic/quiche-binding-file.ts';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
@@ -155,16 +156,17 @@ export function configuredPorts(config: Config): PortSpec[] {
   });
 }
 
-/** Binds and closes the port; resolves undefined when it was free, else the errno code. */
-export function probeBind(host: string, spec: PortSpec): Promise<string | undefined> {
+/** Binds and closes the port as quiclb would (same address, same dual-stack mode); undefined when free, else the errno code. */
+export function probeBind(bind: BindSpec, spec: PortSpec): Promise<string | undefined> {
+  const host = bind.host;
   return new Promise((resolve) => {
     const done = (err?: NodeJS.ErrnoException) => resolve(err ? (err.code ?? err.message) : undefined);
     if (spec.proto === 'tcp') {
       const server = net.createServer();
       server.once('error', done);
-      server.listen({ host, port: spec.port, exclusive: true }, () => server.close(() => done()));
+      server.listen({ host, port: spec.port, exclusive: true, ipv6Only: bind.ipv6Only }, () => server.close(() => done()));
     } else {
-      const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+      const socket = dgram.createSocket({ type: bind.family === 6 ? 'udp6' : 'udp4', ipv6Only: bind.ipv6Only });
       socket.once('error', (err) => {
         socket.close();
         done(err);
@@ -235,40 +237,44 @@ export function portOwners(port: number, proto: 'tcp' | 'udp', max = 3): string[
 }
 
 export async function checkPorts(config: Config): Promise<CheckResult[]> {
-  const host = config.server.bindAddress;
+  // The sockets `quiclb start` binds: "::" dual stack (or 0.0.0.0 on a host without IPv6), or each listed address.
+  const binds = await resolveBinds(bindAddressList(config.server));
   const results: CheckResult[] = [];
-  for (const spec of configuredPorts(config)) {
-    const name = `port ${spec.port}/${spec.proto}`;
-    const code = await probeBind(host, spec);
-    const where = `${spec.field} on ${host}`;
-    if (code === undefined) {
-      results.push({ status: 'OK', name, detail: `${where} is free to bind` });
-    } else if (code === 'EADDRINUSE') {
-      const owners = portOwners(spec.port, spec.proto);
-      const by = owners.length > 0 ? ` by ${owners.join(', ')}` : '';
-      const look = spec.proto === 'tcp' ? `ss -ltnp 'sport = :${spec.port}'` : `ss -lunp 'sport = :${spec.port}'`;
-      results.push({
-        status: 'FAIL',
-        name,
-        detail: `port ${spec.port}/${spec.proto} is in use${by} (${where}); quiclb start would fail (a running quiclb holds its own ports too)`,
-        fix: `stop what holds it (${look}) or change ${spec.field.replace(/ \(QUIC\)$/, '')}`,
-      });
-    } else if (code === 'EACCES') {
-      results.push({
-        status: 'FAIL',
-        name,
-        detail: `binding port ${spec.port}/${spec.proto} needs CAP_NET_BIND_SERVICE (${where})`,
-        fix: `run under ${tuning('quiclb.service')} (AmbientCapabilities=CAP_NET_BIND_SERVICE) or pick a port >= 1024`,
-      });
-    } else if (code === 'EADDRNOTAVAIL') {
-      results.push({
-        status: 'FAIL',
-        name,
-        detail: `server.bindAddress ${host} is not an address of this host`,
-        fix: 'set server.bindAddress to one of `ip -brief address` or 0.0.0.0',
-      });
-    } else {
-      results.push({ status: 'FAIL', name, detail: `cannot bind ${where}: ${code}`, fix: `check ${spec.field} and server.bindAddress` });
+  for (const bind of binds) {
+    const host = bind.host;
+    for (const spec of configuredPorts(config)) {
+      const name = binds.length > 1 ? `port ${spec.port}/${spec.proto} on ${host}` : `port ${spec.port}/${spec.proto}`;
+      const code = await probeBind(bind, spec);
+      const where = `${spec.field} on ${host}${isIpv6Any(host) && !bind.ipv6Only ? ' (dual stack: IPv6 and IPv4)' : ''}`;
+      if (code === undefined) {
+        results.push({ status: 'OK', name, detail: `${where} is free to bind` });
+      } else if (code === 'EADDRINUSE') {
+        const owners = portOwners(spec.port, spec.proto);
+        const by = owners.length > 0 ? ` by ${owners.join(', ')}` : '';
+        const look = spec.proto === 'tcp' ? `ss -ltnp 'sport = :${spec.port}'` : `ss -lunp 'sport = :${spec.port}'`;
+        results.push({
+          status: 'FAIL',
+          name,
+          detail: `port ${spec.port}/${spec.proto} is in use${by} (${where}); quiclb start would fail (a running quiclb holds its own ports too)`,
+          fix: `stop what holds it (${look}) or change ${spec.field.replace(/ \(QUIC\)$/, '')}`,
+        });
+      } else if (code === 'EACCES') {
+        results.push({
+          status: 'FAIL',
+          name,
+          detail: `binding port ${spec.port}/${spec.proto} needs CAP_NET_BIND_SERVICE (${where})`,
+          fix: `run under ${tuning('quiclb.service')} (AmbientCapabilities=CAP_NET_BIND_SERVICE) or pick a port >= 1024`,
+        });
+      } else if (code === 'EADDRNOTAVAIL') {
+        results.push({
+          status: 'FAIL',
+          name,
+          detail: `server.bindAddress ${host} is not an address of this host`,
+          fix: 'set server.bindAddress to addresses of `ip -brief address`, or "::" (all, IPv6 and IPv4)',
+        });
+      } else {
+        results.push({ status: 'FAIL', name, detail: `cannot bind ${where}: ${code}`, fix: `check ${spec.field} and server.bindAddress` });
+      }
     }
   }
   return results;

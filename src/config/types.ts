@@ -28,7 +28,11 @@ export interface RouteConfig {
 export interface ServerConfig {
   httpPort: number;
   httpsPort: number;
-  bindAddress: string;
+  /**
+   * Address(es) every listener binds. "::" (the default) is dual stack: IPv6 and IPv4-mapped clients on one
+   * socket, falling back to 0.0.0.0 on a host without IPv6 (src/primary/bind-plan.ts).
+   */
+  bindAddress: string | string[];
   readTimeoutMs: number;
   writeTimeoutMs: number;
   idleTimeoutMs: number;

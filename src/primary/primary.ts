@@ -13,6 +13,7 @@ import { ShardSupervisor } from './shard-supervisor.ts';
 import { TcpListeners } from './tcp-listeners.ts';
 import { prepareTlsFiles } from './tls-files.ts';
 import { loadPrimaryKeys } from './keys.ts';
+import { bindAddressList, formatHostPort, resolveBinds } from './bind-plan.ts';
 import type { RestartPolicy } from './restart-backoff.ts';
 import type { ListenSpec } from './tcp-listeners.ts';
 
@@ -82,11 +83,13 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   await supervisor.start();
 
   const s = config.server;
-  const specs: ListenSpec[] = [
-    { kind: 'http', host: s.bindAddress, port: s.httpPort },
-    { kind: 'https', host: s.bindAddress, port: s.httpsPort },
+  const binds = await resolveBinds(bindAddressList(s), logger);
+  const ports: Array<[ListenSpec['kind'], number]> = [
+    ['http', s.httpPort],
+    ['https', s.httpsPort],
   ];
-  if (config.admin.port > 0) specs.push({ kind: 'admin', host: s.bindAddress, port: config.admin.port });
+  if (config.admin.port > 0) ports.push(['admin', config.admin.port]);
+  const specs: ListenSpec[] = ports.flatMap(([kind, port]) => binds.map((b) => ({ kind, host: b.host, port, ipv6Only: b.ipv6Only })));
   const tcp = new TcpListeners(supervisor, logger);
   await tcp.listen(specs);
 
@@ -95,6 +98,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
     router = new UdpRouter({
       config,
       quicShards,
+      binds,
       resetKey: keys.resetKey,
       retryKeys: keys.retryKeys,
       state,
@@ -115,9 +119,9 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   logger.info(
     {
       workers,
-      http: `${s.bindAddress}:${s.httpPort}`,
-      https: `${s.bindAddress}:${s.httpsPort}`,
-      h3: config.quic.enabled ? `${s.bindAddress}:${s.httpsPort}/udp` : 'disabled',
+      http: binds.map((b) => formatHostPort(b.host, s.httpPort)).join(', '),
+      https: binds.map((b) => formatHostPort(b.host, s.httpsPort)).join(', '),
+      h3: config.quic.enabled ? binds.map((b) => `${formatHostPort(b.host, s.httpsPort)}/udp`).join(', ') : 'disabled',
       quicShards,
       backends: config.loadBalancer.backendServers.map((b) => `${b.id}=${b.host}:${b.port}`),
       strategy: config.loadBalancer.strategy,

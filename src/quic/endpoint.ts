@@ -221,7 +221,9 @@ export class QuicEndpoint {
     // After a Retry the client's DCID is the CID the primary minted for this shard (RFC 9000 §7.3:
     // it becomes retry_source_connection_id, and quiche keeps it as the connection's CID).
     const scid = odcid ? Buffer.from(clientDcid) : encodeCid(this.shard);
-    const local: HostPort = { host: peer.host.includes(':') ? '::' : this.config.server.bindAddress, port: this.localPort };
+    // Only quiche's path bookkeeping reads the local address (the primary owns the sockets): the family's
+    // wildcard is enough. Peers arrive normalised (IPv4 clients as IPv4, also through a dual-stack socket).
+    const local: HostPort = { host: peer.host.includes(':') ? '::' : '0.0.0.0', port: this.localPort };
     let conn;
     try {
       // The token of the handshake's own CID travels in the transport parameters (RFC 9000 §18.2

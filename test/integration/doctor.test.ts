@@ -165,6 +165,19 @@ test('a key ring others may read FAILs naming tls.keyRing; a missing one will be
   assert.ok(lines(missing.stdout, 'OK').some((l) => /^OK    key-ring: .*does not exist yet; quiclb start creates it/.test(l)), missing.stdout);
 });
 
+test('the default bindAddress is probed as quiclb binds it: "::" dual stack', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-doctor-'));
+  const pair = await makeCert(dir, 'ds', new Date(Date.now() - DAY), new Date(Date.now() + 90 * DAY));
+  const config = await baseConfig(dir, pair);
+  const res = await doctor(await writeConfig(dir, 'ds', { ...config, server: { httpPort: config.server.httpPort, httpsPort: config.server.httpsPort } }));
+  for (const proto of ['tcp', 'udp']) {
+    assert.ok(
+      lines(res.stdout, 'OK').some((l) => l.startsWith(`OK    port ${config.server.httpsPort}/${proto}: server.httpsPort${proto === 'udp' ? ' (QUIC)' : ''} on :: (dual stack: IPv6 and IPv4) is free`)),
+      res.stdout,
+    );
+  }
+});
+
 test('no certificate configured: WARN that a self-signed one will be generated', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-doctor-'));
   const config = await baseConfig(dir, { certFile: '', keyFile: '' });
