@@ -70,3 +70,16 @@ test('a list of bind addresses binds each: ["127.0.0.1", "::1"]', { timeout: 90_
     await q.stop();
   }
 });
+
+test('two IPv4 addresses: each QUIC client is answered from the address it talks to', { timeout: 60_000 }, async () => {
+  // Linux routes all of 127.0.0.0/8 to loopback. ngtcp2 drops datagrams from any other source, so an answer
+  // sent from the wrong socket would fail the handshake.
+  const q = await startQuiclb({ config: { ...base, server: { bindAddress: ['127.0.0.1', '127.0.0.2'] } }, workers: 1 });
+  try {
+    assert.equal((await h3(q, '127.0.0.2')).protocol, 'HTTP/3');
+    assert.equal((await h3(q, '127.0.0.1')).protocol, 'HTTP/3');
+    assert.equal((await curl(['-4', `http://127.0.0.2:${q.httpPort}/api/test`])).protocol, 'HTTP/1.1');
+  } finally {
+    await q.stop();
+  }
+});
