@@ -1,9 +1,9 @@
 // How datagrams should cross from the primary to a shard thread (issue #3): one postMessage per datagram
-// (the Buffer is cloned) against batches in one transferred ArrayBuffer (src/quic/datagram-batch.ts).
+// (the Buffer is cloned) against batches in one transferred ArrayBuffer (src/wire/datagram-batch.ts).
 // Run: node bench/quic-transfer.ts [datagrams] [size]
 // Prints datagrams/s and microseconds per datagram for each way, measured in the same run.
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
-import { DatagramBatchWriter, readBatch } from '../src/quic/datagram-batch.ts';
+import { DatagramBatchWriter, readBatch } from '../src/wire/datagram-batch.ts';
 
 const N = Number(process.argv[2] ?? 200_000);
 const SIZE = Number(process.argv[3] ?? 1200);

@@ -30,6 +30,8 @@ import {
   G_REQ_HTTP3,
   G_SHARD_RESTARTS,
   G_UNCAUGHT_ERRORS,
+  G_QUIC_STATELESS_RESETS,
+  G_QUIC_RESETS_RATE_LIMITED,
   G_VERSION_NEGOTIATIONS,
   S_ALIVE,
   S_CONNECTIONS,
@@ -86,6 +88,9 @@ export interface Stats {
     natRebindings: number;
     oldPathProbes: number;
     retries: number;
+    /** Stateless resets sent (RFC 9000 §10.3) for packets of connections no shard has, and those the rate limit held back. */
+    statelessResets: number;
+    statelessResetsRateLimited: number;
     versionNegotiations: number;
     dropped: { unknownCid: number; badHeader: number; initialTooShort: number; queueFull: number; badToken: number; shardError: number };
   };
@@ -137,6 +142,8 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
       natRebindings: g(G_QUIC_NAT_REBINDINGS),
       oldPathProbes: g(G_QUIC_OLD_PATH_PROBES),
       retries: g(G_QUIC_RETRIES),
+      statelessResets: g(G_QUIC_STATELESS_RESETS),
+      statelessResetsRateLimited: g(G_QUIC_RESETS_RATE_LIMITED),
       versionNegotiations: g(G_VERSION_NEGOTIATIONS),
       dropped: {
         unknownCid: g(G_DROP_SHORT_UNKNOWN_CID),

@@ -4,10 +4,13 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { readFileSync, readdirSync, readlinkSync, accessSync, constants as fsConstants } from 'node:fs';
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/types.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
+import { loadTlsMaterial, CERT_WARN_DAYS } from '../shared/tls-material.ts';
+import { defaultKeyRingFile, readKeyRing } from '../shared/key-ring.ts';
+import { bindAddressList, isIpv6Any, resolveBinds, type BindSpec } from '../primary/bind-plan.ts';
 import { prepareQuicheBinding, type PrepareOptions } from '../quic/quiche-binding-file.ts';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
@@ -24,8 +27,6 @@ export interface CheckResult {
 export const MIN_NOFILE = 65536;
 /** The backlog src/primary/tcp-listeners.ts asks for; the kernel silently truncates it to somaxconn. */
 export const LISTEN_BACKLOG = 4096;
-/** Warn this long before the certificate expires. */
-export const CERT_WARN_DAYS = 14;
 const DAY_MS = 86_400_000;
 
 const TUNING_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tuning');
@@ -155,16 +156,17 @@ export function configuredPorts(config: Config): PortSpec[] {
   });
 }
 
-/** Binds and closes the port; resolves undefined when it was free, else the errno code. */
-export function probeBind(host: string, spec: PortSpec): Promise<string | undefined> {
+/** Binds and closes the port as quiclb would (same address, same dual-stack mode); undefined when free, else the errno code. */
+export function probeBind(bind: BindSpec, spec: PortSpec): Promise<string | undefined> {
+  const host = bind.host;
   return new Promise((resolve) => {
     const done = (err?: NodeJS.ErrnoException) => resolve(err ? (err.code ?? err.message) : undefined);
     if (spec.proto === 'tcp') {
       const server = net.createServer();
       server.once('error', done);
-      server.listen({ host, port: spec.port, exclusive: true }, () => server.close(() => done()));
+      server.listen({ host, port: spec.port, exclusive: true, ipv6Only: bind.ipv6Only }, () => server.close(() => done()));
     } else {
-      const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+      const socket = dgram.createSocket({ type: bind.family === 6 ? 'udp6' : 'udp4', ipv6Only: bind.ipv6Only });
       socket.once('error', (err) => {
         socket.close();
         done(err);
@@ -235,40 +237,44 @@ export function portOwners(port: number, proto: 'tcp' | 'udp', max = 3): string[
 }
 
 export async function checkPorts(config: Config): Promise<CheckResult[]> {
-  const host = config.server.bindAddress;
+  // The sockets `quiclb start` binds: "::" dual stack (or 0.0.0.0 on a host without IPv6), or each listed address.
+  const binds = await resolveBinds(bindAddressList(config.server));
   const results: CheckResult[] = [];
-  for (const spec of configuredPorts(config)) {
-    const name = `port ${spec.port}/${spec.proto}`;
-    const code = await probeBind(host, spec);
-    const where = `${spec.field} on ${host}`;
-    if (code === undefined) {
-      results.push({ status: 'OK', name, detail: `${where} is free to bind` });
-    } else if (code === 'EADDRINUSE') {
-      const owners = portOwners(spec.port, spec.proto);
-      const by = owners.length > 0 ? ` by ${owners.join(', ')}` : '';
-      const look = spec.proto === 'tcp' ? `ss -ltnp 'sport = :${spec.port}'` : `ss -lunp 'sport = :${spec.port}'`;
-      results.push({
-        status: 'FAIL',
-        name,
-        detail: `port ${spec.port}/${spec.proto} is in use${by} (${where}); quiclb start would fail (a running quiclb holds its own ports too)`,
-        fix: `stop what holds it (${look}) or change ${spec.field.replace(/ \(QUIC\)$/, '')}`,
-      });
-    } else if (code === 'EACCES') {
-      results.push({
-        status: 'FAIL',
-        name,
-        detail: `binding port ${spec.port}/${spec.proto} needs CAP_NET_BIND_SERVICE (${where})`,
-        fix: `run under ${tuning('quiclb.service')} (AmbientCapabilities=CAP_NET_BIND_SERVICE) or pick a port >= 1024`,
-      });
-    } else if (code === 'EADDRNOTAVAIL') {
-      results.push({
-        status: 'FAIL',
-        name,
-        detail: `server.bindAddress ${host} is not an address of this host`,
-        fix: 'set server.bindAddress to one of `ip -brief address` or 0.0.0.0',
-      });
-    } else {
-      results.push({ status: 'FAIL', name, detail: `cannot bind ${where}: ${code}`, fix: `check ${spec.field} and server.bindAddress` });
+  for (const bind of binds) {
+    const host = bind.host;
+    for (const spec of configuredPorts(config)) {
+      const name = binds.length > 1 ? `port ${spec.port}/${spec.proto} on ${host}` : `port ${spec.port}/${spec.proto}`;
+      const code = await probeBind(bind, spec);
+      const where = `${spec.field} on ${host}${isIpv6Any(host) && !bind.ipv6Only ? ' (dual stack: IPv6 and IPv4)' : ''}`;
+      if (code === undefined) {
+        results.push({ status: 'OK', name, detail: `${where} is free to bind` });
+      } else if (code === 'EADDRINUSE') {
+        const owners = portOwners(spec.port, spec.proto);
+        const by = owners.length > 0 ? ` by ${owners.join(', ')}` : '';
+        const look = spec.proto === 'tcp' ? `ss -ltnp 'sport = :${spec.port}'` : `ss -lunp 'sport = :${spec.port}'`;
+        results.push({
+          status: 'FAIL',
+          name,
+          detail: `port ${spec.port}/${spec.proto} is in use${by} (${where}); quiclb start would fail (a running quiclb holds its own ports too)`,
+          fix: `stop what holds it (${look}) or change ${spec.field.replace(/ \(QUIC\)$/, '')}`,
+        });
+      } else if (code === 'EACCES') {
+        results.push({
+          status: 'FAIL',
+          name,
+          detail: `binding port ${spec.port}/${spec.proto} needs CAP_NET_BIND_SERVICE (${where})`,
+          fix: `run under ${tuning('quiclb.service')} (AmbientCapabilities=CAP_NET_BIND_SERVICE) or pick a port >= 1024`,
+        });
+      } else if (code === 'EADDRNOTAVAIL') {
+        results.push({
+          status: 'FAIL',
+          name,
+          detail: `server.bindAddress ${host} is not an address of this host`,
+          fix: 'set server.bindAddress to addresses of `ip -brief address`, or "::" (all, IPv6 and IPv4)',
+        });
+      } else {
+        results.push({ status: 'FAIL', name, detail: `cannot bind ${where}: ${code}`, fix: `check ${spec.field} and server.bindAddress` });
+      }
     }
   }
   return results;
@@ -276,47 +282,48 @@ export async function checkPorts(config: Config): Promise<CheckResult[]> {
 
 // ---- certificate ---------------------------------------------------------------------------------
 
-function errorText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ? `${e.code}: ${e.message}` : String(e.message ?? e);
-}
-
-function certCheckOfFile(certFile: string, now: number): { result: CheckResult; cert?: X509Certificate } {
+function certCheckOfFile(cert: X509Certificate, certFile: string, now: number): CheckResult {
   const name = 'certificate';
   const renew = `renew it (e.g. certbot renew) and point tls.certFile / tls.keyFile at the new files`;
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(readFileSync(certFile));
-  } catch (err) {
-    return { result: { status: 'FAIL', name, detail: `cannot read tls.certFile ${certFile}: ${errorText(err)}`, fix: 'point tls.certFile at a readable PEM certificate' } };
-  }
   const subject = cert.subject.replaceAll('\n', ', ');
   const from = new Date(cert.validFrom);
   const to = new Date(cert.validTo);
   const days = Math.floor((to.getTime() - now) / DAY_MS);
-  let result: CheckResult;
   if (to.getTime() <= now) {
-    result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) expired on ${to.toISOString()}, ${Math.floor((now - to.getTime()) / DAY_MS)} day(s) ago`, fix: renew };
-  } else if (from.getTime() > now) {
-    result = { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) is not valid before ${from.toISOString()}`, fix: 'check the host clock (timedatectl) or the certificate' };
-  } else if (days < CERT_WARN_DAYS) {
-    result = { status: 'WARN', name, detail: `certificate ${certFile} (${subject}) expires on ${to.toISOString()}, in ${days} day(s)`, fix: renew };
-  } else {
-    result = { status: 'OK', name, detail: `certificate ${certFile} (${subject}) valid until ${to.toISOString()} (${days} days)` };
+    return { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) expired on ${to.toISOString()}, ${Math.floor((now - to.getTime()) / DAY_MS)} day(s) ago`, fix: renew };
   }
-  return { result, cert };
+  if (from.getTime() > now) {
+    return { status: 'FAIL', name, detail: `certificate ${certFile} (${subject}) is not valid before ${from.toISOString()}`, fix: 'check the host clock (timedatectl) or the certificate' };
+  }
+  if (days < CERT_WARN_DAYS) {
+    return { status: 'WARN', name, detail: `certificate ${certFile} (${subject}) expires on ${to.toISOString()}, in ${days} day(s)`, fix: renew };
+  }
+  return { status: 'OK', name, detail: `certificate ${certFile} (${subject}) valid until ${to.toISOString()} (${days} days)` };
 }
 
-function keyCheck(cert: X509Certificate, keyFile: string): CheckResult {
-  const name = 'certificate-key';
-  let matches: boolean;
+/**
+ * The same parse `quiclb start` runs before it listens (src/shared/tls-material.ts): the whole PEM chain, the
+ * key, and that the key belongs to the leaf. A file start would refuse is a FAIL naming its field.
+ */
+function certificatePair(certFile: string, keyFile: string, now: number): { results: CheckResult[]; leaf?: X509Certificate } {
+  let material;
   try {
-    matches = cert.checkPrivateKey(createPrivateKey(readFileSync(keyFile)));
+    material = loadTlsMaterial(certFile, keyFile);
   } catch (err) {
-    return { status: 'FAIL', name, detail: `cannot read tls.keyFile ${keyFile}: ${errorText(err)}`, fix: 'point tls.keyFile at the readable, unencrypted PEM key of the certificate' };
+    const e = err as { code?: string; field?: string; detail?: string };
+    if (e.code !== 'QUICLB_TLS') throw err;
+    if (e.field === 'tls.certFile') {
+      return { results: [{ status: 'FAIL', name: 'certificate', detail: `tls.certFile: ${e.detail}`, fix: 'point tls.certFile at a readable PEM certificate chain (leaf first)' }] };
+    }
+    // The certificate parsed: still report its dates.
+    const leaf = new X509Certificate(readFileSync(certFile));
+    const keyFail: CheckResult = { status: 'FAIL', name: 'certificate-key', detail: `tls.keyFile: ${e.detail}`, fix: 'point tls.keyFile at the readable, unencrypted PEM key the certificate was issued for' };
+    return { results: [certCheckOfFile(leaf, certFile, now), keyFail], leaf };
   }
-  if (matches) return { status: 'OK', name, detail: `tls.keyFile ${keyFile} matches the certificate` };
-  return { status: 'FAIL', name, detail: `tls.keyFile ${keyFile} does not match tls.certFile`, fix: 'use the key the certificate was issued for' };
+  const results = [certCheckOfFile(material.chain[0], certFile, now)];
+  for (const w of material.warnings) results.push({ status: 'WARN', name: 'certificate-chain', detail: w, fix: 'reorder the PEM file: leaf, then each issuer' });
+  results.push({ status: 'OK', name: 'certificate-key', detail: `tls.keyFile ${keyFile} matches the certificate` });
+  return { results, leaf: material.chain[0] };
 }
 
 function hostCheck(cert: X509Certificate, wwwRoot: string): CheckResult | undefined {
@@ -332,6 +339,49 @@ function hostCheck(cert: X509Certificate, wwwRoot: string): CheckResult | undefi
   return { status: 'WARN', name, detail: `certificate does not cover ${host} (moodle.wwwRoot); browsers will refuse it`, fix: 'get a certificate whose subjectAltName names that host' };
 }
 
+/** Whether `dir`, or its nearest existing ancestor when it does not exist yet, is writable. */
+function canCreateIn(dir: string): boolean {
+  let probe = dir;
+  for (;;) {
+    try {
+      accessSync(probe, fsConstants.F_OK);
+      break;
+    } catch {
+      const up = path.dirname(probe);
+      if (up === probe) break;
+      probe = up;
+    }
+  }
+  try {
+    accessSync(probe, fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- key ring ------------------------------------------------------------------------------------
+
+/** The key ring `quiclb start` opens (src/shared/key-ring.ts): readable, private and well formed, or creatable. */
+export function checkKeyRing(config: Config): CheckResult {
+  const name = 'key-ring';
+  const file = path.resolve(config.tls.keyRing ?? defaultKeyRingFile(config.tls.stateDir));
+  let ring;
+  try {
+    ring = readKeyRing(file);
+  } catch (err) {
+    return { status: 'FAIL', name, detail: `tls.keyRing: ${(err as Error).message}`, fix: 'fix or remove the file (a new one is created at start; Retry tokens and session tickets issued under the old one stop working)' };
+  }
+  if (ring) return { status: 'OK', name, detail: `${file} holds ${ring.keys.length} key(s), readable by its owner only` };
+  if (canCreateIn(path.dirname(file))) return { status: 'OK', name, detail: `${file} does not exist yet; quiclb start creates it (mode 0600)` };
+  return {
+    status: 'FAIL',
+    name,
+    detail: `tls.keyRing ${file} does not exist and its directory is not writable`,
+    fix: 'create the directory for the quiclb user (StateDirectory=quiclb in tuning/quiclb.service) or point tls.keyRing elsewhere',
+  };
+}
+
 export function checkCertificate(config: Config, now = Date.now()): CheckResult[] {
   const { certFile, keyFile, stateDir } = config.tls;
   if (certFile === undefined || keyFile === undefined) {
@@ -344,33 +394,15 @@ export function checkCertificate(config: Config, now = Date.now()): CheckResult[
       },
     ];
     const dir = path.resolve(stateDir);
-    try {
-      // The directory, or its parent when it does not exist yet, must be writable to store the pair.
-      let probe = dir;
-      for (;;) {
-        try {
-          accessSync(probe, fsConstants.F_OK);
-          break;
-        } catch {
-          const up = path.dirname(probe);
-          if (up === probe) break;
-          probe = up;
-        }
-      }
-      accessSync(probe, fsConstants.W_OK);
-    } catch {
+    if (!canCreateIn(dir)) {
       results.push({ status: 'FAIL', name: 'state-dir', detail: `tls.stateDir ${dir} is not writable`, fix: 'create it for the quiclb user (StateDirectory=quiclb in tuning/quiclb.service)' });
     }
     return results;
   }
-  const { result, cert } = certCheckOfFile(certFile, now);
-  const results = [result];
-  if (cert) {
-    results.push(keyCheck(cert, keyFile));
-    if (config.moodle.wwwRoot) {
-      const host = hostCheck(cert, config.moodle.wwwRoot);
-      if (host) results.push(host);
-    }
+  const { results, leaf } = certificatePair(certFile, keyFile, now);
+  if (leaf && config.moodle.wwwRoot) {
+    const host = hostCheck(leaf, config.moodle.wwwRoot);
+    if (host) results.push(host);
   }
   return results;
 }

@@ -2,7 +2,7 @@
 // Old spellings stay accepted: `--generate-config` and `-config FILE`.
 import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
-import { loadConfig, defaultConfigJson, toJson } from '../config/load.ts';
+import { loadConfig, defaultConfigJson, toJson, isConfigError } from '../config/load.ts';
 import { createLogger } from '../shared/logger.ts';
 import { runStart } from './start.ts';
 import { runDoctor } from './doctor.ts';
@@ -11,7 +11,8 @@ const USAGE = `quiclb — HTTP/3 + HTTP/2 + HTTP/1.1 load balancer
 
 Usage:
   quiclb start [--config FILE] [--workers N] [--demo]
-  quiclb generate-config [--out FILE]          write a config holding every default (stdout without --out)
+  quiclb generate-config [--out FILE]          write a config holding every default (stdout without --out;
+                                               the old spelling --generate-config writes ./config.json)
   quiclb check-config FILE                     validate a config and print the effective settings
   quiclb doctor [--config FILE]                check this host (UDP buffers, file limits, ports, certificate)
 
@@ -23,15 +24,24 @@ Options:
   -h, --help      this text
 `;
 
+/** Where the old `--generate-config` flag wrote its seed config (the current directory), when no --out is given. */
+export const OLD_GENERATE_CONFIG_FILE = 'config.json';
+
 /** Maps the old single-dash and flag spellings onto the current ones. */
 export function normalizeArgv(argv: string[]): string[] {
   const out: string[] = [];
+  let oldGenerate = false;
   for (const arg of argv) {
     if (arg === '-config') out.push('--config');
     else if (arg.startsWith('-config=')) out.push(`--config=${arg.slice(8)}`);
-    else if (arg === '--generate-config' || arg === '-generate-config') out.push('generate-config');
-    else out.push(arg);
+    else if (arg === '--generate-config' || arg === '-generate-config') {
+      out.push('generate-config');
+      oldGenerate = true;
+    } else out.push(arg);
   }
+  // The old flag wrote config.json into the current directory; `generate-config` prints to stdout.
+  const hasOut = out.some((a) => a === '--out' || a === '-o' || a.startsWith('--out=') || (a.startsWith('-o') && a.length > 2));
+  if (oldGenerate && !hasOut) out.push('--out', OLD_GENERATE_CONFIG_FILE);
   // `quiclb --config x.json` with no command means start, as the old binary did.
   const first = out.find((a) => !a.startsWith('-'));
   const commands = new Set(['start', 'generate-config', 'check-config', 'doctor', 'help']);
@@ -115,7 +125,13 @@ export async function main(argv: string[]): Promise<void> {
       // The newcomer's `npm start` (demo, no config file, a terminal) reads better as pretty lines.
       if (values.demo && values.config === undefined && process.stdout.isTTY) config.logging.format = 'pretty';
       const logger = createLogger(config.logging);
-      await runStart({ config, workers, demo: values.demo ?? false, logger, hasConfigFile: values.config !== undefined });
+      try {
+        await runStart({ config, workers, demo: values.demo ?? false, logger, hasConfigFile: values.config !== undefined });
+      } catch (err) {
+        // What only the start finds (an unusable certificate or key ring) is a config error like any other.
+        if (isConfigError(err)) fail(`invalid config: ${err.message}`);
+        throw err;
+      }
       return;
     }
     default:

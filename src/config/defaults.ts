@@ -22,7 +22,7 @@ export const DEFAULTS = {
   server: {
     httpPort: 8080,
     httpsPort: 9443,
-    bindAddress: '0.0.0.0',
+    bindAddress: '::',
     readTimeout: '30s',
     writeTimeout: '30s',
     idleTimeout: '60s',

@@ -128,13 +128,26 @@ function section<S extends z.core.$ZodLooseShape, K extends keyof S & string = n
 
 // ---- sections -------------------------------------------------------------------------------------
 
+const BIND_EXPECTED = 'IP address or host name to bind';
+
 const D = DEFAULTS;
 
 const server = section(
   {
     httpPort: port().prefault(D.server.httpPort),
     httpsPort: port().prefault(D.server.httpsPort),
-    bindAddress: host('IP address or host name to bind').prefault(D.server.bindAddress),
+    bindAddress: z
+      .union(
+        [
+          host(BIND_EXPECTED),
+          z
+            .array(host(BIND_EXPECTED))
+            .min(1, { error: `expected a list of 1 to 16 addresses (${BIND_EXPECTED})` })
+            .max(16, { error: `expected a list of 1 to 16 addresses (${BIND_EXPECTED})` }),
+        ],
+        { error: `expected ${BIND_EXPECTED}, or a list of 1 to 16 of them` },
+      )
+      .prefault(D.server.bindAddress),
     readTimeout: duration().prefault(D.server.readTimeout),
     writeTimeout: duration().prefault(D.server.writeTimeout),
     idleTimeout: duration().prefault(D.server.idleTimeout),
@@ -152,6 +165,7 @@ const tls = section({
   certFile: str('path to a PEM certificate file').optional(),
   keyFile: str('path to a PEM private key file').optional(),
   stateDir: str('directory path').prefault(D.tls.stateDir),
+  keyRing: str('path to the key ring file').optional(),
 });
 
 const quic = section(

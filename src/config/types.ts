@@ -29,7 +29,11 @@ export interface RouteConfig {
 export interface ServerConfig {
   httpPort: number;
   httpsPort: number;
-  bindAddress: string;
+  /**
+   * Address(es) every listener binds. "::" (the default) is dual stack: IPv6 and IPv4-mapped clients on one
+   * socket, falling back to 0.0.0.0 on a host without IPv6 (src/primary/bind-plan.ts).
+   */
+  bindAddress: string | string[];
   readTimeoutMs: number;
   writeTimeoutMs: number;
   idleTimeoutMs: number;
@@ -53,6 +57,8 @@ export interface TlsConfig {
   keyFile?: string;
   /** Where generated self-signed material and affinity state live. */
   stateDir: string;
+  /** Key ring file (src/shared/key-ring.ts); unset = `<stateDir>/keyring`, created on first start. */
+  keyRing?: string;
 }
 
 export interface QuicConfig {

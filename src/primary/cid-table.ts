@@ -1,5 +1,5 @@
 // The primary's table of connection IDs that clients chose: Initial DCIDs (RFC 9000 §7.2) and the DCID a
-// client uses after a Retry. CIDs that quiclb issued route by their encoded shard (src/quic/cid.ts) and are
+// client uses after a Retry. CIDs that quiclb issued route by their encoded shard (src/wire/cid.ts) and are
 // never stored here. An entry must outlive the first datagram (Chromium's ClientHello spans two Initial
 // datagrams, 0-RTT packets reuse the Initial DCID) but only until the client has switched to the server's
 // CID, so entries expire a fixed time after insertion; insertion order is then expiry order and the sweep

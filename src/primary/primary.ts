@@ -5,19 +5,24 @@ import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, MAX_SHARDS } from '../shared/state.ts';
-import { ensureSelfSigned } from '../shared/tls-material.ts';
 import { quicheBindingFile } from '../quic/quiche.ts';
 import { SessionTable } from '../balancer/session-table.ts';
 import { ActiveHealthChecker } from '../health/active.ts';
 import type { UdpRouter } from './udp-router.ts';
 import { ShardSupervisor } from './shard-supervisor.ts';
 import { TcpListeners } from './tcp-listeners.ts';
+import { prepareTlsFiles } from './tls-files.ts';
+import { loadPrimaryKeys } from './keys.ts';
+import { bindAddressList, formatHostPort, resolveBinds } from './bind-plan.ts';
+import type { RestartPolicy } from './restart-backoff.ts';
 import type { ListenSpec } from './tcp-listeners.ts';
 
 export interface PrimaryOptions {
   config: Config;
   workers?: number;
   logger: Logger;
+  /** Shard restart delays; DEFAULT_RESTART_POLICY (src/primary/restart-backoff.ts) when absent. */
+  restartPolicy?: RestartPolicy;
 }
 
 export interface RunningPrimary {
@@ -55,14 +60,9 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   const { config, logger } = opts;
   const workers = opts.workers ?? defaultWorkerCount();
   if (workers < 1 || workers > MAX_SHARDS) throw new Error(`--workers must be 1..${MAX_SHARDS}, got ${workers}`);
-  let { certFile, keyFile } = config.tls;
-  if (!certFile || !keyFile) {
-    const generated = await ensureSelfSigned(config.tls.stateDir);
-    certFile = generated.certFile;
-    keyFile = generated.keyFile;
-    logger.warn({ certFile }, 'tls.certFile/keyFile not set: serving a SELF-SIGNED certificate (browsers will warn); configure a real one for production');
-  }
+  const { certFile, keyFile } = await prepareTlsFiles(config, logger);
 
+  const keys = loadPrimaryKeys(config, logger);
   const state = new SharedState();
   config.loadBalancer.backendServers.forEach((b, i) => state.initBackend(i, b.healthy));
   const sessions = new SessionTable();
@@ -71,21 +71,25 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
 
   const supervisor = new ShardSupervisor({
     count: workers,
-    init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile, startedAt: Date.now() },
+    init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile,
+      resetKey: keys.resetKey, tlsTicketKeys: keys.tlsTicketKeys, quicTicketKey: keys.quicTicketKey, startedAt: Date.now() },
     state,
     logger,
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),
     onShardDown: (shard) => router?.shardDown(shard),
     onShardUp: (shard) => router?.shardUp(shard),
+    restartPolicy: opts.restartPolicy,
   });
   await supervisor.start();
 
   const s = config.server;
-  const specs: ListenSpec[] = [
-    { kind: 'http', host: s.bindAddress, port: s.httpPort },
-    { kind: 'https', host: s.bindAddress, port: s.httpsPort },
+  const binds = await resolveBinds(bindAddressList(s), logger);
+  const ports: Array<[ListenSpec['kind'], number]> = [
+    ['http', s.httpPort],
+    ['https', s.httpsPort],
   ];
-  if (config.admin.port > 0) specs.push({ kind: 'admin', host: s.bindAddress, port: config.admin.port });
+  if (config.admin.port > 0) ports.push(['admin', config.admin.port]);
+  const specs: ListenSpec[] = ports.flatMap(([kind, port]) => binds.map((b) => ({ kind, host: b.host, port, ipv6Only: b.ipv6Only })));
   const tcp = new TcpListeners(supervisor, logger);
   await tcp.listen(specs);
 
@@ -94,6 +98,9 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
     router = new UdpRouter({
       config,
       quicShards,
+      binds,
+      resetKey: keys.resetKey,
+      retryKeys: keys.retryKeys,
       state,
       logger,
       shards: supervisor.shards.map((h) => ({
@@ -112,9 +119,9 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   logger.info(
     {
       workers,
-      http: `${s.bindAddress}:${s.httpPort}`,
-      https: `${s.bindAddress}:${s.httpsPort}`,
-      h3: config.quic.enabled ? `${s.bindAddress}:${s.httpsPort}/udp` : 'disabled',
+      http: binds.map((b) => formatHostPort(b.host, s.httpPort)).join(', '),
+      https: binds.map((b) => formatHostPort(b.host, s.httpsPort)).join(', '),
+      h3: config.quic.enabled ? binds.map((b) => `${formatHostPort(b.host, s.httpsPort)}/udp`).join(', ') : 'disabled',
       quicShards,
       backends: config.loadBalancer.backendServers.map((b) => `${b.id}=${b.host}:${b.port}`),
       strategy: config.loadBalancer.strategy,

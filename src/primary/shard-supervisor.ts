@@ -5,16 +5,20 @@ import type { TransferListItem } from 'node:worker_threads';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, S_ALIVE, S_CONNECTIONS, S_QUIC_CONNECTIONS, G_SHARD_RESTARTS } from '../shared/state.ts';
 import type { ShardInit, ShardToPrimary } from '../shard/messages.ts';
+import { CrashBackoff, type RestartPolicy } from './restart-backoff.ts';
 
 const WORKER_URL = new URL('../shard/worker.ts', import.meta.url);
-const RESTART_BACKOFF_MS = [100, 500, 1000, 5000];
 const COLLECT_TIMEOUT_MS = 1000;
 
 export interface ShardHandle {
   index: number;
   worker: Worker | undefined;
   ready: boolean;
+  /** Restarts over the whole run (the global count is G_SHARD_RESTARTS in /stats). */
   restarts: number;
+  /** performance.now() when the current worker reported ready; 0 before. */
+  readyAt: number;
+  backoff: CrashBackoff;
 }
 
 export interface SupervisorOptions {
@@ -26,6 +30,8 @@ export interface SupervisorOptions {
   onShardMessage(shard: number, msg: unknown): void;
   onShardDown(shard: number): void;
   onShardUp(shard: number): void;
+  /** Restart delays (src/primary/restart-backoff.ts); DEFAULT_RESTART_POLICY when absent. */
+  restartPolicy?: RestartPolicy;
 }
 
 export class ShardSupervisor {
@@ -38,7 +44,9 @@ export class ShardSupervisor {
 
   constructor(opts: SupervisorOptions) {
     this.opts = opts;
-    for (let i = 0; i < opts.count; i++) this.shards.push({ index: i, worker: undefined, ready: false, restarts: 0 });
+    for (let i = 0; i < opts.count; i++) {
+      this.shards.push({ index: i, worker: undefined, ready: false, restarts: 0, readyAt: 0, backoff: new CrashBackoff(opts.restartPolicy) });
+    }
   }
 
   /** Resolves when every shard reported ready. */
@@ -54,11 +62,13 @@ export class ShardSupervisor {
     });
     handle.worker = worker;
     handle.ready = false;
+    handle.readyAt = 0;
     return new Promise<void>((resolve) => {
       worker.on('message', (msg: ShardToPrimary | { type: string }) => {
         switch (msg.type) {
           case 'ready':
             handle.ready = true;
+            handle.readyAt = performance.now();
             this.opts.onShardUp(handle.index);
             resolve();
             break;
@@ -90,9 +100,13 @@ export class ShardSupervisor {
         resolve();
         if (this.stopping) return;
         state.addGlobal(G_SHARD_RESTARTS);
-        const delay = RESTART_BACKOFF_MS[Math.min(handle.restarts, RESTART_BACKOFF_MS.length - 1)];
+        const ranMs = handle.readyAt > 0 ? Math.round(performance.now() - handle.readyAt) : 0;
+        const delay = handle.backoff.onCrash(ranMs);
         handle.restarts++;
-        logger.error({ shard: handle.index, exitCode: code, restartInMs: delay }, 'shard exited; restarting it');
+        logger.error(
+          { shard: handle.index, exitCode: code, ranMs, crashStreak: handle.backoff.streak, restarts: handle.restarts, restartInMs: delay },
+          'shard exited; restarting it',
+        );
         setTimeout(() => {
           if (!this.stopping) void this.spawn(handle);
         }, delay).unref();

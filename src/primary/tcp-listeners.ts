@@ -5,6 +5,7 @@ import net from 'node:net';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Logger } from '../shared/logger.ts';
 import type { ShardSupervisor } from './shard-supervisor.ts';
+import { formatHostPort, isIpv6Any } from './bind-plan.ts';
 
 export type ListenerKind = 'http' | 'https' | 'admin';
 
@@ -12,6 +13,8 @@ export interface ListenSpec {
   kind: ListenerKind;
   host: string;
   port: number;
+  /** For "::": false = dual stack (IPv4 clients as ::ffff:a.b.c.d), see bind-plan.ts. */
+  ipv6Only?: boolean;
 }
 
 export class TcpListeners {
@@ -32,13 +35,13 @@ export class TcpListeners {
       server.on('error', (err) => this.logger.error({ err, port: spec.port }, 'listener error'));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: spec.host, port: spec.port, backlog: 4096 }, () => {
+        server.listen({ host: spec.host, port: spec.port, backlog: 4096, ipv6Only: spec.ipv6Only ?? false }, () => {
           server.off('error', reject);
           resolve();
         });
       });
       this.servers.push(server);
-      this.logger.info({ kind: spec.kind, address: `${spec.host}:${spec.port}` }, 'listening (tcp)');
+      this.logger.info({ kind: spec.kind, address: formatHostPort(spec.host, spec.port), dualStack: isIpv6Any(spec.host) && !spec.ipv6Only }, 'listening (tcp)');
     }
   }
 

@@ -1,6 +1,6 @@
 // Stateless Retry tokens (RFC 9000 §8.1.2, §17.2.5): minted and validated by the primary so that a
 // flood of spoofed Initials costs no shard any work. The token authenticates, with an HMAC under a key
-// that lives only in this process:
+// from the key ring (src/shared/key-ring.ts: a restarted or second quiclb with the same file accepts it):
 //   - the client IP address (RFC 9000 §8.1.4: tokens are bound to the address they were sent to;
 //     the port is left out so a NAT rebinding between Retry and the next Initial still validates),
 //   - the original DCID (needed by the shard: quiche's accept() takes it to fill the
@@ -22,11 +22,12 @@ const MAX_CID = 20;
 export type TokenCheck = { ok: true; odcid: Buffer } | { ok: false; reason: 'malformed' | 'expired' | 'bad_mac' };
 
 export class RetryTokenMinter {
-  private readonly key: Buffer;
+  /** The first mints; every one validates (older keys of the key ring, after a rotation). */
+  private readonly keys: readonly Buffer[];
   private readonly lifetimeMs: number;
 
-  constructor(opts: { lifetimeMs?: number; key?: Buffer } = {}) {
-    this.key = opts.key ?? randomBytes(32);
+  constructor(opts: { lifetimeMs?: number; keys?: readonly Buffer[] } = {}) {
+    this.keys = opts.keys !== undefined && opts.keys.length > 0 ? opts.keys : [randomBytes(32)];
     this.lifetimeMs = opts.lifetimeMs ?? 10_000;
   }
 
@@ -38,7 +39,7 @@ export class RetryTokenMinter {
     body[7] = odcid.length;
     body.set(odcid, 8);
     const macOff = 8 + odcid.length;
-    this.mac(body.subarray(0, macOff), address, retryScid).copy(body, macOff, 0, MAC_LEN);
+    this.mac(this.keys[0], body.subarray(0, macOff), address, retryScid).copy(body, macOff, 0, MAC_LEN);
     return body;
   }
 
@@ -49,15 +50,16 @@ export class RetryTokenMinter {
     if (odcidLen > MAX_CID || token.length !== 8 + odcidLen + MAC_LEN) return { ok: false, reason: 'malformed' };
     const buf = Buffer.from(token.buffer, token.byteOffset, token.length);
     const macOff = 8 + odcidLen;
-    const expected = this.mac(buf.subarray(0, macOff), address, dcid).subarray(0, MAC_LEN);
-    if (!timingSafeEqual(expected, buf.subarray(macOff))) return { ok: false, reason: 'bad_mac' };
+    const mac = buf.subarray(macOff);
+    const known = this.keys.some((key) => timingSafeEqual(this.mac(key, buf.subarray(0, macOff), address, dcid).subarray(0, MAC_LEN), mac));
+    if (!known) return { ok: false, reason: 'bad_mac' };
     const minted = buf.readUIntBE(1, 6);
     // A token from the future is as suspicious as an old one (clock steps are tolerated by 1 s).
     if (now - minted > this.lifetimeMs || minted - now > 1000) return { ok: false, reason: 'expired' };
     return { ok: true, odcid: Buffer.from(buf.subarray(8, macOff)) };
   }
 
-  private mac(body: Uint8Array, address: string, retryScid: Uint8Array): Buffer {
-    return createHmac('sha256', this.key).update(body).update(address).update(retryScid).digest();
+  private mac(key: Buffer, body: Uint8Array, address: string, retryScid: Uint8Array): Buffer {
+    return createHmac('sha256', key).update(body).update(address).update(retryScid).digest();
   }
 }

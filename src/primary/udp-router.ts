@@ -1,11 +1,11 @@
 // The primary's half of QUIC: it owns the UDP socket(s) on httpsPort, reads only the invariant header
 // (never decrypts), and routes each datagram to the shard that owns its connection:
-//   short header  -> the shard octet of the DCID (src/quic/cid.ts), no lookup;
+//   short header  -> the shard octet of the DCID (src/wire/cid.ts), no lookup;
 //   long header   -> the client-chosen-CID table, else the DCID's shard octet, else (Initial) a new
 //                    connection for the least-loaded alive shard, or a stateless Retry under a flood.
 // Version negotiation, too-short Initials, unknown CIDs, bad tokens and unparsable headers are handled
 // (and counted) here so that garbage costs the shards nothing. Datagrams travel to and from the shards in
-// batches (src/quic/datagram-batch.ts) flushed at the end of each socket read burst.
+// batches (src/wire/datagram-batch.ts) flushed at the end of each socket read burst.
 import dgram from 'node:dgram';
 import type { TransferListItem as Transferable } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -19,16 +19,28 @@ import {
   G_DROP_QUEUE_FULL,
   G_DROP_SHORT_UNKNOWN_CID,
   G_QUIC_RETRIES,
+  G_QUIC_RESETS_RATE_LIMITED,
+  G_QUIC_STATELESS_RESETS,
   G_VERSION_NEGOTIATIONS,
 } from '../shared/state.ts';
-import { encodeCid, decodeCidShard } from '../quic/cid.ts';
-import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../quic/packet-header.ts';
-import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../quic/datagram-batch.ts';
-import { isSupportedVersion, retryPacket, versionNegotiation } from './udp-stateless.ts';
+import { encodeCid, decodeCidShard } from '../wire/cid.ts';
+import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../wire/packet-header.ts';
+import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION, FLAG_STATELESS_RESET } from '../wire/datagram-batch.ts';
+import { ResetTokens, ResetRateLimit, buildStatelessReset, statelessResetSize, PRIMARY_RESET_RATE, PRIMARY_RESET_BURST } from '../wire/stateless-reset.ts';
+import { isSupportedVersion, retryPacket, versionNegotiation } from '../wire/udp-stateless.ts';
 import { CidTable } from './cid-table.ts';
 import { checkUdpBuffers } from '../shared/udp-buffers.ts';
+import { normalizeIp } from '../shared/ip.ts';
+import { bindAddressList, formatHostPort, planBinds, type BindSpec } from './bind-plan.ts';
 import { RetryTokenMinter } from './udp-retry-token.ts';
 import { RetryCache, HandshakeRate } from './udp-retry-policy.ts';
+
+interface BoundSocket {
+  socket: dgram.Socket;
+  host: string;
+  family: 4 | 6;
+  ipv6Only: boolean;
+}
 
 export interface ShardPort {
   index: number;
@@ -44,6 +56,8 @@ const MAX_PENDING_PER_SHARD = 8192;
 const MAX_BATCH_DATAGRAMS = 64;
 /** Datagrams queued in a socket's send queue before outgoing datagrams are dropped and counted. */
 const MAX_SEND_QUEUE = 4096;
+/** Client address -> socket entries kept when several sockets serve one family. */
+const MAX_PEER_SOCKETS = 65_536;
 
 export interface UdpRouterOptions {
   config: Config;
@@ -52,6 +66,14 @@ export interface UdpRouterOptions {
   shards: ShardPort[];
   /** Shards with an index below this run QUIC; the router sends datagrams to no other shard. */
   quicShards: number;
+  /** Key of the stateless reset tokens, the one the shards derive their CIDs' tokens with. */
+  resetKey: Uint8Array;
+  /** Retry token keys from the key ring, newest first (random when absent: tokens die with the process). */
+  retryKeys?: readonly Buffer[];
+  /** Sockets to bind (src/primary/bind-plan.ts); planBinds(server.bindAddress) without the IPv6 probe when absent. */
+  binds?: readonly BindSpec[];
+  /** Stateless resets per second and burst; PRIMARY_RESET_RATE / PRIMARY_RESET_BURST when absent. */
+  resetRate?: { perSecond: number; burst: number };
 }
 
 export class UdpRouter {
@@ -62,15 +84,25 @@ export class UdpRouter {
   /** shards by index, for the per-datagram liveness check. */
   private readonly byIndex: Array<ShardPort | undefined>;
   private readonly table = new CidTable();
-  private readonly tokens = new RetryTokenMinter();
+  private readonly tokens: RetryTokenMinter;
   private readonly retryCache = new RetryCache();
+  private readonly resetTokens: ResetTokens;
+  private readonly resetLimit: ResetRateLimit;
   private readonly rate: HandshakeRate;
   private readonly batches: DatagramBatchWriter[];
   private readonly pending: number[];
   private readonly newInFlight: number[];
   private readonly hdr: ParsedHeader = newParsedHeader();
-  private socket4: dgram.Socket | undefined;
-  private socket6: dgram.Socket | undefined;
+  private readonly binds: readonly BindSpec[];
+  private sockets: BoundSocket[] = [];
+  /** Where datagrams to an IPv4 / IPv6 client go when no peer entry says otherwise. */
+  private out4: BoundSocket | undefined;
+  private out6: BoundSocket | undefined;
+  /**
+   * Only when several sockets serve one family (a list of specific addresses): the socket each client last
+   * used, so answers leave from the address it talks to. Bounded; the oldest entry goes first.
+   */
+  private peerSockets: Map<string, BoundSocket> | undefined;
   private localPort = 0;
   private flushQueued = false;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -81,6 +113,10 @@ export class UdpRouter {
     this.state = opts.state;
     this.logger = opts.logger.child({ component: 'udp-router' });
     this.rate = new HandshakeRate(opts.config.quic.retryThreshold);
+    this.resetTokens = new ResetTokens(opts.resetKey);
+    this.binds = opts.binds ?? planBinds(bindAddressList(opts.config.server));
+    this.tokens = new RetryTokenMinter({ keys: opts.retryKeys });
+    this.resetLimit = new ResetRateLimit(opts.resetRate?.perSecond ?? PRIMARY_RESET_RATE, opts.resetRate?.burst ?? PRIMARY_RESET_BURST);
     // Shards 0..quicShards-1 run QUIC (all of them unless the quiche binding is the original, see primary.ts).
     const quicShards = opts.shards.filter((s) => s.index < opts.quicShards);
     this.shards = quicShards;
@@ -92,55 +128,75 @@ export class UdpRouter {
     this.newInFlight = new Array<number>(n).fill(0);
   }
 
-  /** The bound address of the IPv4 (or only) socket; port is the real one when httpsPort was 0. */
+  /** The bound address of the first socket; port is the real one when httpsPort was 0. */
   address(): { address: string; port: number } {
-    const s = this.socket4 ?? this.socket6;
+    const s = this.sockets[0]?.socket;
     if (!s) throw new Error('UdpRouter.address() before listen()');
     const a = s.address();
     return { address: a.address, port: a.port };
   }
 
   async listen(): Promise<void> {
-    const { bindAddress, httpsPort } = this.config.server;
-    const v6 = bindAddress.includes(':');
-    this.socket4 = await this.bind(v6 ? 'udp6' : 'udp4', bindAddress, httpsPort, false);
-    this.localPort = this.socket4.address().port;
-    if (v6) {
-      this.socket6 = this.socket4;
-      this.socket4 = undefined;
-    } else if (bindAddress === '0.0.0.0') {
-      // Browsers resolve "localhost" to ::1 first: serve IPv6 on the same port when binding to "any".
-      try {
-        this.socket6 = await this.bind('udp6', '::', this.localPort, true);
-      } catch (err) {
-        this.logger.debug({ err }, 'no IPv6 UDP socket; QUIC serves IPv4 only');
-      }
+    const { httpsPort } = this.config.server;
+    for (const spec of this.binds) {
+      // httpsPort 0 (tests): the kernel picks the first socket's port, and every other socket takes the same.
+      const socket = await this.bind(spec, httpsPort || this.localPort);
+      this.localPort = socket.socket.address().port;
+      this.sockets.push(socket);
     }
+    // A dual-stack socket also serves IPv4 clients (as ::ffff:a.b.c.d on the wire).
+    const serves4 = this.sockets.filter((b) => b.family === 4 || !b.ipv6Only);
+    const serves6 = this.sockets.filter((b) => b.family === 6);
+    this.out4 = serves4[0];
+    this.out6 = serves6[0];
+    if (serves4.length > 1 || serves6.length > 1) this.peerSockets = new Map();
     this.sweepTimer = setInterval(() => {
       const now = performance.now();
       this.table.sweep(now);
       this.retryCache.sweep(now);
     }, 1000);
     this.sweepTimer.unref();
-    this.logger.info({ address: bindAddress, port: this.localPort, ipv6: this.socket6 !== undefined }, 'QUIC listening');
+    this.logger.info(
+      { addresses: this.sockets.map((b) => `${formatHostPort(b.host, this.localPort)}${b.family === 6 && !b.ipv6Only ? ' (dual stack)' : ''}`) },
+      'QUIC listening',
+    );
   }
 
-  private bind(type: 'udp4' | 'udp6', address: string, port: number, ipv6Only: boolean): Promise<dgram.Socket> {
+  private bind(spec: BindSpec, port: number): Promise<BoundSocket> {
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type, ipv6Only, reuseAddr: false });
+      const socket = dgram.createSocket({ type: spec.family === 6 ? 'udp6' : 'udp4', ipv6Only: spec.ipv6Only, reuseAddr: false });
       const onError = (err: Error): void => {
         socket.close();
         reject(err);
       };
       socket.once('error', onError);
-      socket.bind(port, address, () => {
+      socket.bind(port, spec.host, () => {
         socket.off('error', onError);
         socket.on('error', (err) => this.logger.warn({ err }, 'UDP socket error'));
         this.tuneBuffers(socket);
-        socket.on('message', (msg, rinfo) => this.route(msg, rinfo.address, rinfo.port));
-        resolve(socket);
+        const bound: BoundSocket = { socket, host: spec.host, family: spec.family, ipv6Only: spec.ipv6Only };
+        socket.on('message', (msg, rinfo) => {
+          // Every part of quiclb sees an IPv4 client as IPv4, also through the dual-stack socket (src/shared/ip.ts);
+          // sendRaw maps it back for that socket.
+          const address = normalizeIp(rinfo.address);
+          if (this.peerSockets) this.rememberPeer(address, rinfo.port, bound);
+          this.route(msg, address, rinfo.port);
+        });
+        resolve(bound);
       });
     });
+  }
+
+  private rememberPeer(address: string, port: number, bound: BoundSocket): void {
+    const map = this.peerSockets!;
+    const key = `${address}|${port}`;
+    if (map.get(key) === bound) return;
+    map.delete(key);
+    if (map.size >= MAX_PEER_SOCKETS) {
+      const oldest = map.keys().next().value;
+      if (oldest !== undefined) map.delete(oldest);
+    }
+    map.set(key, bound);
   }
 
   private tuneBuffers(socket: dgram.Socket): void {
@@ -165,7 +221,9 @@ export class UdpRouter {
     if (!h.long) {
       const shard = decodeCidShard(msg, h.dcidOff, h.dcidLen);
       if (!this.isAlive(shard)) {
+        // Its shard is dead (or it is no CID of ours): nobody will ever answer it, so say so (RFC 9000 §10.3).
         this.state.addGlobal(G_DROP_SHORT_UNKNOWN_CID);
+        this.statelessReset(msg, len, address, port);
         return;
       }
       this.enqueue(shard, msg, address, port, 0, null);
@@ -350,14 +408,45 @@ export class UdpRouter {
     this.sendRaw(packet, address, port);
   }
 
+  /**
+   * A stateless reset for the short-header packet `msg` (RFC 9000 §10.3): never for long headers (the caller
+   * only comes here for short ones), never for a packet too small to answer with a smaller one, at most
+   * PRIMARY_RESET_RATE a second. The size check and the bucket come before the HMAC, so a flood costs little.
+   */
+  private statelessReset(msg: Buffer, len: number, address: string, port: number): void {
+    const size = statelessResetSize(len);
+    if (size === 0) return;
+    if (!this.resetLimit.take()) {
+      this.state.addGlobal(G_QUIC_RESETS_RATE_LIMITED);
+      return;
+    }
+    const h = this.hdr;
+    const packet = buildStatelessReset(this.resetTokens.token(msg, h.dcidOff, h.dcidLen), size);
+    this.state.addGlobal(G_QUIC_STATELESS_RESETS);
+    this.sendRaw(packet, address, port);
+  }
+
+  /** A reset a shard built: it goes through the same bucket. */
+  private sendShardReset(data: Buffer, address: string, port: number): void {
+    if (!this.resetLimit.take()) {
+      this.state.addGlobal(G_QUIC_RESETS_RATE_LIMITED);
+      return;
+    }
+    this.state.addGlobal(G_QUIC_STATELESS_RESETS);
+    this.sendRaw(data, address, port);
+  }
+
   private sendRaw(data: Uint8Array, address: string, port: number): void {
-    const socket = address.includes(':') ? (this.socket6 ?? this.socket4) : (this.socket4 ?? this.socket6);
-    if (!socket) return;
+    const v6 = address.includes(':');
+    const bound = this.peerSockets?.get(`${address}|${port}`) ?? (v6 ? this.out6 : this.out4);
+    if (!bound) return;
+    const socket = bound.socket;
     if (socket.getSendQueueCount() >= MAX_SEND_QUEUE) {
       this.state.addGlobal(G_DROP_QUEUE_FULL);
       return;
     }
-    socket.send(data, 0, data.length, port, address);
+    // A dual-stack socket sends to IPv4 clients only as IPv4-mapped addresses (EINVAL otherwise).
+    socket.send(data, 0, data.length, port, !v6 && bound.family === 6 ? `::ffff:${address}` : address);
   }
 
   // ---- messages from the shards ----------------------------------------------------------------
@@ -370,7 +459,10 @@ export class UdpRouter {
         this.newInFlight[shard] = Math.max(0, this.newInFlight[shard] - (msg.newAck | 0));
       }
       if (msg.buf instanceof ArrayBuffer && msg.n > 0) {
-        readBatch(msg.buf, msg.len, (data, host, port) => this.sendRaw(data, host, port));
+        readBatch(msg.buf, msg.len, (data, host, port, flags) => {
+          if (flags & FLAG_STATELESS_RESET) this.sendShardReset(data, host, port);
+          else this.sendRaw(data, host, port);
+        });
       }
     }
     return true;
@@ -394,9 +486,10 @@ export class UdpRouter {
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    const sockets = [this.socket4, this.socket6].filter((s): s is dgram.Socket => s !== undefined);
-    this.socket4 = undefined;
-    this.socket6 = undefined;
-    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const sockets = this.sockets;
+    this.sockets = [];
+    this.out4 = undefined;
+    this.out6 = undefined;
+    await Promise.all(sockets.map((b) => new Promise<void>((resolve) => b.socket.close(() => resolve()))));
   }
 }

@@ -20,12 +20,14 @@ import {
   G_QUIC_OLD_PATH_PROBES,
   G_DROP_SHARD_ERROR,
   G_DROP_SHORT_UNKNOWN_CID,
+  G_QUIC_RESETS_RATE_LIMITED,
 } from '../shared/state.ts';
 import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig } from './quiche.ts';
 import { buildQuicheConfig } from './quiche-config.ts';
-import { encodeCid, randomResetToken } from './cid.ts';
-import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from './packet-header.ts';
-import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from './datagram-batch.ts';
+import { encodeCid } from '../wire/cid.ts';
+import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../wire/packet-header.ts';
+import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION, FLAG_STATELESS_RESET } from '../wire/datagram-batch.ts';
+import { ResetTokens, ResetRateLimit, buildStatelessReset, statelessResetSize, SHARD_RESET_RATE, SHARD_RESET_BURST } from '../wire/stateless-reset.ts';
 import { TimerDriver } from './timer-heap.ts';
 import { QuicConn } from './connection.ts';
 import { toQuicError } from './errors.ts';
@@ -46,6 +48,10 @@ export interface QuicEndpointOptions {
   logger: Logger;
   post: (msg: unknown, transfer?: TransferListItem[]) => void;
   onRequest: RequestHandler;
+  /** Key of the stateless reset tokens (src/wire/stateless-reset.ts), the same in the primary and every shard. */
+  resetKey: Uint8Array;
+  /** Session ticket key (48 octets) shared by every shard and restart; quiche's own random one when absent. */
+  ticketKey?: Uint8Array;
 }
 
 export class QuicEndpoint {
@@ -57,6 +63,9 @@ export class QuicEndpoint {
   private readonly onRequest: RequestHandler;
   private readonly quiche: QuicheBinding;
   private readonly qconfig: QuicheConfig;
+  private readonly resetTokens: ResetTokens;
+  /** Bounds the HMACs a flood of unknown CIDs costs this shard; the primary's limit is the global one. */
+  private readonly resetLimit = new ResetRateLimit(SHARD_RESET_RATE, SHARD_RESET_BURST);
   private readonly stopBudget: number;
   /** Every CID (hex) of every connection: ours and, until the handshake moves on, the client's Initial DCID. */
   private readonly byCid = new Map<string, QuicConn>();
@@ -82,7 +91,8 @@ export class QuicEndpoint {
     this.post = opts.post;
     this.onRequest = opts.onRequest;
     this.quiche = loadQuiche();
-    this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile);
+    this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile, opts.ticketKey);
+    this.resetTokens = new ResetTokens(opts.resetKey);
     this.sendBuf = Buffer.allocUnsafe(Math.max(1200, opts.config.quic.maxUdpPayloadSize));
     // Each stopped request stream may cost up to a stream window of connection credit: GOAWAY before half
     // the connection window could be gone (H3Frontend.stopReading).
@@ -174,8 +184,10 @@ export class QuicEndpoint {
     const peer: HostPort = { host, port };
     if (qc === undefined) {
       if (!h.long || h.type !== LONG_INITIAL) {
-        // The connection died with an earlier incarnation of this shard, or closed a moment ago.
+        // The connection died with an earlier incarnation of this shard, or closed a moment ago. A short
+        // header gets a stateless reset so the client stops at once (RFC 9000 §10.3); a long header never does.
         this.state.addGlobal(G_DROP_SHORT_UNKNOWN_CID);
+        if (!h.long) this.statelessReset(data, h, host, port);
         return;
       }
       qc = this.accept(data, h, peer, odcid);
@@ -209,9 +221,15 @@ export class QuicEndpoint {
     // After a Retry the client's DCID is the CID the primary minted for this shard (RFC 9000 §7.3:
     // it becomes retry_source_connection_id, and quiche keeps it as the connection's CID).
     const scid = odcid ? Buffer.from(clientDcid) : encodeCid(this.shard);
-    const local: HostPort = { host: peer.host.includes(':') ? '::' : this.config.server.bindAddress, port: this.localPort };
+    // Only quiche's path bookkeeping reads the local address (the primary owns the sockets): the family's
+    // wildcard is enough. Peers arrive normalised (IPv4 clients as IPv4, also through a dual-stack socket).
+    const local: HostPort = { host: peer.host.includes(':') ? '::' : '0.0.0.0', port: this.localPort };
     let conn;
     try {
+      // The token of the handshake's own CID travels in the transport parameters (RFC 9000 §18.2
+      // stateless_reset_token), which quiche copies from the Config into each connection at accept():
+      // setting it right before accept() gives every connection its own derived token (docs/quiche.md).
+      this.qconfig.setStatelessResetToken(this.resetTokens.tokenBigInt(scid));
       conn = this.quiche.Connection.accept(scid, odcid, local, peer, this.qconfig);
     } catch (err) {
       this.state.addGlobal(G_DROP_SHARD_ERROR);
@@ -326,7 +344,7 @@ export class QuicEndpoint {
     for (let i = 0; i < MAX_CID_ISSUE_PER_FLUSH && conn.sourceCidsLeft() > 0; i++) {
       const cid = encodeCid(this.shard);
       try {
-        conn.newSourceCid(cid, randomResetToken(), false);
+        conn.newSourceCid(cid, this.resetTokens.tokenBigInt(cid), false);
       } catch (err) {
         this.logger.debug({ err: toQuicError(err), conn: qc.key }, 'newSourceCid refused');
         return;
@@ -413,6 +431,19 @@ export class QuicEndpoint {
         this.state.addGlobal(G_QUIC_OLD_PATH_PROBES);
       }
     }
+  }
+
+  /** A reset for a short-header packet nobody here knows, handed to the primary to send (and rate-limit). */
+  private statelessReset(data: Buffer, h: ParsedHeader, host: string, port: number): void {
+    const size = statelessResetSize(data.length);
+    if (size === 0) return;
+    if (!this.resetLimit.take()) {
+      this.state.addGlobal(G_QUIC_RESETS_RATE_LIMITED);
+      return;
+    }
+    const packet = buildStatelessReset(this.resetTokens.token(data, h.dcidOff, h.dcidLen), size);
+    if (!this.out.fits(size)) this.postOut();
+    this.out.append(packet, size, host, port, FLAG_STATELESS_RESET);
   }
 
   private postOut(): void {

@@ -9,7 +9,11 @@ export const ACTIVE_CID_LIMIT = 4;
 /** Unidirectional streams a client may open: control + QPACK encoder/decoder + reserved/grease types. */
 const MAX_STREAMS_UNI = 16;
 
-export function buildQuicheConfig(config: Config, certFile: string, keyFile: string): QuicheConfig {
+/**
+ * `ticketKey` (48 octets, from the key ring) makes a session ticket one shard issued valid on every shard and
+ * after a restart; without it BoringSSL picks a random key per Config.
+ */
+export function buildQuicheConfig(config: Config, certFile: string, keyFile: string, ticketKey?: Uint8Array): QuicheConfig {
   const q = config.quic;
   const c = new (loadQuiche().Config)();
   try {
@@ -18,6 +22,14 @@ export function buildQuicheConfig(config: Config, certFile: string, keyFile: str
   } catch (err) {
     const e = toQuicError(err);
     throw new QuicError(e.code, `cannot load TLS certificate ${certFile} / key ${keyFile} for QUIC: ${e.message}`);
+  }
+  if (ticketKey) {
+    try {
+      c.setTicketKey(ticketKey);
+    } catch (err) {
+      const e = toQuicError(err);
+      throw new QuicError(e.code, `cannot set the QUIC session ticket key (48 octets expected, got ${ticketKey.length}): ${e.message}`);
+    }
   }
   c.verifyPeer(false);
   c.setApplicationProtos(['h3']);

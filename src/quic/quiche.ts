@@ -1,5 +1,5 @@
 // The quiche napi binding (@matrixai/quic-linux-x64 2.0.9, quiche 0.18), typed for the parts quiclb uses.
-// The package ships no typings; these follow its napi-rs source and ../shared/QUICHE-NOTES.md
+// The package ships no typings; these follow its napi-rs source and what docs/quiche.md records
 // (e.g. pathEventNext() returns null when empty, ReusedSourceConnectionId.seq is a BigInt).
 // Only the sans-IO native layer is used: sockets belong to the primary (src/primary/udp-router.ts).
 import { createRequire } from 'node:module';
@@ -28,7 +28,7 @@ export type PathEvent =
   | { type: 'FailedValidation'; local: HostPort; peer: HostPort }
   | { type: 'Closed'; local: HostPort; peer: HostPort }
   | { type: 'ReusedSourceConnectionId'; seq: bigint; old: [HostPort, HostPort]; new: [HostPort, HostPort] }
-  // Measured: `old` holds the local address and `new` the new peer address (QUICHE-NOTES.md).
+  // Measured: `old` holds the local address and `new` the new peer address (docs/quiche.md).
   | { type: 'PeerMigrated'; old: HostPort; new: HostPort };
 
 export interface ConnectionError {
@@ -59,6 +59,8 @@ export interface QuicheConfig {
   enableEarlyData(): void;
   enablePacing(v: boolean): void;
   setTicketKey(key: Uint8Array): void;
+  /** RFC 9000 §18.2 stateless_reset_token of the connections accept()ed after it (u128, token octets big endian). */
+  setStatelessResetToken(token: bigint | null): void;
 }
 
 export interface StreamIter {
@@ -97,6 +99,11 @@ export interface QuicheConnection {
   peerError(): ConnectionError | null;
   localError(): ConnectionError | null;
   applicationProto(): Uint8Array;
+  /** True when the handshake resumed a session (a ticket of the same ticket key). */
+  isResumed(): boolean;
+  /** Client side: the serialized session once a ticket arrived, and the one to resume before connecting. */
+  session(): Uint8Array | null;
+  setSession(session: Uint8Array): void;
 }
 
 export interface QuicheHeader {

@@ -11,6 +11,11 @@ export interface ShardInit {
   sessionBuffer: SharedArrayBuffer;
   certFile: string;
   keyFile: string;
+  /** Key of the QUIC stateless reset tokens (src/wire/stateless-reset.ts), shared with the primary. */
+  resetKey: Uint8Array;
+  /** Session ticket keys (48 octets each) of the TLS (TCP) and quiche (QUIC) contexts, from the key ring. */
+  tlsTicketKeys: Uint8Array;
+  quicTicketKey: Uint8Array;
   startedAt: number;
 }
 

@@ -83,6 +83,7 @@ const tcp = new TcpFrontends({
   shard,
   certFile: init.certFile,
   keyFile: init.keyFile,
+  ticketKeys: Buffer.from(init.tlsTicketKeys),
   onRequest: handler,
   onConnectionOpen: () => {
     state.addShardGauge(shard, S_CONNECTIONS, 1);
@@ -99,6 +100,8 @@ const quic: QuicEndpoint | undefined = config.quic.enabled && shard < init.quicS
       config,
       certFile: init.certFile,
       keyFile: init.keyFile,
+      resetKey: init.resetKey,
+      ticketKey: init.quicTicketKey,
       state,
       logger,
       post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),

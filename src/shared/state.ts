@@ -49,6 +49,8 @@ export const G_QUIC_CONNECTIONS = 16;
 export const G_DROP_SHARD_ERROR = 17; // datagrams the shard's quiche rejected
 export const G_QUIC_OLD_PATH_PROBES = 18; // packets quiche sent for a path the client left (QuicEndpoint.drainOldPaths)
 export const G_UNCAUGHT_ERRORS = 23; // exceptions no per-request/per-connection boundary caught (a bug; the shard keeps running)
+export const G_QUIC_STATELESS_RESETS = 19; // stateless resets sent (RFC 9000 §10.3), by the primary or a shard
+export const G_QUIC_RESETS_RATE_LIMITED = 20; // stateless resets not sent: over the rate limit
 const G_COUNTERS = 24;
 
 export const GLOBAL_COUNTER_NAMES: Record<number, string> = {
@@ -72,6 +74,8 @@ export const GLOBAL_COUNTER_NAMES: Record<number, string> = {
   [G_DROP_SHARD_ERROR]: 'quic_dropped_shard_error',
   [G_QUIC_OLD_PATH_PROBES]: 'quic_old_path_probes',
   [G_UNCAUGHT_ERRORS]: 'uncaught_errors',
+  [G_QUIC_STATELESS_RESETS]: 'quic_stateless_resets',
+  [G_QUIC_RESETS_RATE_LIMITED]: 'quic_stateless_resets_rate_limited',
 };
 
 // Per-shard gauges (Int32) and counters (BigInt64).

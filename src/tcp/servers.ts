@@ -24,6 +24,8 @@ export interface TcpFrontendOptions {
   certFile: string;
   keyFile: string;
   logger: Logger;
+  /** 48 octets of TLS session ticket keys shared by every shard and restart (src/shared/key-ring.ts). */
+  ticketKeys?: Buffer;
   onRequest: RequestHandler;
   /** Keep the shard's connection gauge (least-connections dispatch in the primary) current. */
   onConnectionOpen(): void;
@@ -62,6 +64,7 @@ export class TcpFrontends {
     this.tls = tls.createServer({
       cert: readFileSync(opts.certFile),
       key: readFileSync(opts.keyFile),
+      ticketKeys: opts.ticketKeys,
       ALPNProtocols: ['h2', 'http/1.1'],
       minVersion: 'TLSv1.2',
       handshakeTimeout: limits.handshakeTimeoutMs,

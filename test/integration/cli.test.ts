@@ -8,15 +8,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BIN } from '../support/quiclb-process.ts';
 
-function quiclb(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function quiclb(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000, cwd }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
 }
 
-test('generate-config writes every default; check-config accepts it; --generate-config is the old spelling', async () => {
+test('generate-config writes every default (to --out or stdout); check-config accepts it', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-cli-'));
   const out = path.join(dir, 'config.json');
   const gen = await quiclb(['generate-config', '--out', out]);
@@ -24,14 +24,33 @@ test('generate-config writes every default; check-config accepts it; --generate-
   const written = JSON.parse(await readFile(out, 'utf8'));
   for (const section of ['server', 'tls', 'loadBalancer', 'healthCheck', 'moodle', 'admin', 'logging']) assert.ok(written[section], section);
   assert.equal(written.server.httpsPort, 9443);
-  const old = await quiclb(['--generate-config']);
-  assert.equal(old.code, 0);
-  assert.deepEqual(JSON.parse(old.stdout), written);
+  const stdout = await quiclb(['generate-config']);
+  assert.equal(stdout.code, 0, stdout.stderr);
+  assert.deepEqual(JSON.parse(stdout.stdout), written);
   const check = await quiclb(['check-config', out]);
   assert.equal(check.code, 0, check.stderr);
   assert.equal(JSON.parse(check.stdout).loadBalancer.backendServers[0].id, 'moodle-1');
   const again = await quiclb(['generate-config', '--out', out]);
   assert.notEqual(again.code, 0, 'refuses to overwrite');
+});
+
+test('the old spelling --generate-config writes ./config.json and refuses to overwrite it, as --out does', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-cli-'));
+  const first = await quiclb(['--generate-config'], {}, dir);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(first.stdout, '', 'nothing on stdout');
+  assert.match(first.stderr, /wrote config\.json/);
+  const written = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8'));
+  assert.deepEqual(written, JSON.parse((await quiclb(['generate-config'])).stdout));
+  await writeFile(path.join(dir, 'config.json'), '{"mine": true}\n');
+  const again = await quiclb(['--generate-config'], {}, dir);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /^quiclb: config\.json exists; not overwriting it\n$/);
+  assert.equal(await readFile(path.join(dir, 'config.json'), 'utf8'), '{"mine": true}\n', 'left alone');
+  // An explicit --out still wins over the old default.
+  const out = path.join(dir, 'other.json');
+  assert.equal((await quiclb(['--generate-config', '--out', out], {}, dir)).code, 0);
+  assert.deepEqual(JSON.parse(await readFile(out, 'utf8')), written);
 });
 
 test('bad configs exit non-zero with one message naming the field', async () => {

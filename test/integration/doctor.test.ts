@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, writeFile, readFile, readdir, chmod } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -102,7 +102,7 @@ test('a clean config (valid certificate, free ports) has no FAIL line and exits 
   assert.equal(lines(res.stdout, 'FAIL').length, 0, res.stdout);
   assert.equal(res.code, 0, res.stdout + res.stderr);
   const ok = lines(res.stdout, 'OK');
-  for (const prefix of ['OK    certificate: ', 'OK    certificate-key: ', 'OK    udp-buffers: ',
+  for (const prefix of ['OK    certificate: ', 'OK    certificate-key: ', 'OK    udp-buffers: ', 'OK    key-ring: ',
     `OK    port ${config.server.httpPort}/tcp: `, `OK    port ${config.server.httpsPort}/tcp: `, `OK    port ${config.server.httpsPort}/udp: `]) {
     assert.ok(ok.some((l) => l.startsWith(prefix)), `missing "${prefix}" in:\n${res.stdout}`);
   }
@@ -135,7 +135,47 @@ test('a certificate expiring soon WARNs; a key from another pair FAILs', async (
   const res = await doctor(await writeConfig(dir, 'mismatch', config));
   assert.equal(res.code, 1, res.stdout);
   assert.ok(lines(res.stdout, 'WARN').some((l) => /^WARN  certificate: .* expires on .* in 5 day\(s\) — fix: /.test(l)), res.stdout);
-  assert.ok(lines(res.stdout, 'FAIL').some((l) => l.startsWith(`FAIL  certificate-key: tls.keyFile ${other.keyFile} does not match`)), res.stdout);
+  assert.ok(lines(res.stdout, 'FAIL').some((l) => l.startsWith(`FAIL  certificate-key: tls.keyFile: ${other.keyFile} does not match`)), res.stdout);
+});
+
+test('a chain with an unparsable second certificate FAILs as `quiclb start` would refuse it', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-doctor-'));
+  const good = await makeCert(dir, 'chain', new Date(Date.now() - DAY), new Date(Date.now() + 90 * DAY));
+  const chainFile = path.join(dir, 'chain.pem');
+  await writeFile(chainFile, `${await readFile(good.certFile, 'utf8')}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`);
+  const res = await doctor(await writeConfig(dir, 'chain', await baseConfig(dir, { certFile: chainFile, keyFile: good.keyFile })));
+  assert.equal(res.code, 1, res.stdout);
+  assert.ok(lines(res.stdout, 'FAIL').some((l) => l.startsWith(`FAIL  certificate: tls.certFile: certificate 2 of 2 in ${chainFile} cannot be parsed`)), res.stdout);
+});
+
+test('a key ring others may read FAILs naming tls.keyRing; a missing one will be created', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-doctor-'));
+  const pair = await makeCert(dir, 'kr', new Date(Date.now() - DAY), new Date(Date.now() + 90 * DAY));
+  const keyRing = path.join(dir, 'keyring');
+  await writeFile(keyRing, `${Buffer.alloc(32, 3).toString('base64')}\n`, { mode: 0o644 });
+  await chmod(keyRing, 0o644);
+  const config = await baseConfig(dir, pair);
+  const res = await doctor(await writeConfig(dir, 'kr', { ...config, tls: { ...config.tls, keyRing } }));
+  assert.equal(res.code, 1, res.stdout);
+  assert.ok(lines(res.stdout, 'FAIL').some((l) => l.startsWith(`FAIL  key-ring: tls.keyRing: ${keyRing} may be read by group or others (mode 0644)`)), res.stdout);
+  await chmod(keyRing, 0o600);
+  const fixed = await doctor(await writeConfig(dir, 'kr', { ...config, tls: { ...config.tls, keyRing } }));
+  assert.ok(lines(fixed.stdout, 'OK').some((l) => l.startsWith(`OK    key-ring: ${keyRing} holds 1 key(s)`)), fixed.stdout);
+  const missing = await doctor(await writeConfig(dir, 'kr', { ...config, tls: { ...config.tls, keyRing: path.join(dir, 'new', 'keyring') } }));
+  assert.ok(lines(missing.stdout, 'OK').some((l) => /^OK    key-ring: .*does not exist yet; quiclb start creates it/.test(l)), missing.stdout);
+});
+
+test('the default bindAddress is probed as quiclb binds it: "::" dual stack', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-doctor-'));
+  const pair = await makeCert(dir, 'ds', new Date(Date.now() - DAY), new Date(Date.now() + 90 * DAY));
+  const config = await baseConfig(dir, pair);
+  const res = await doctor(await writeConfig(dir, 'ds', { ...config, server: { httpPort: config.server.httpPort, httpsPort: config.server.httpsPort } }));
+  for (const proto of ['tcp', 'udp']) {
+    assert.ok(
+      lines(res.stdout, 'OK').some((l) => l.startsWith(`OK    port ${config.server.httpsPort}/${proto}: server.httpsPort${proto === 'udp' ? ' (QUIC)' : ''} on :: (dual stack: IPv6 and IPv4) is free`)),
+      res.stdout,
+    );
+  }
 });
 
 test('no certificate configured: WARN that a self-signed one will be generated', async () => {

@@ -15,7 +15,7 @@ import {
   G_VERSION_NEGOTIATIONS,
   S_ALIVE,
 } from '../../src/shared/state.ts';
-import { encodeCid } from '../../src/quic/cid.ts';
+import { encodeCid } from '../../src/wire/cid.ts';
 
 let h: QuicHarness;
 let sock: dgram.Socket;

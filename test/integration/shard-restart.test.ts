@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request, Agent } from 'undici';
 import pino from 'pino';
+import { Writable } from 'node:stream';
 import { startPrimary } from '../../src/primary/primary.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { startDemoBackend } from '../../src/demo/backends.ts';
@@ -53,6 +54,62 @@ test('a killed shard is restarted and counted; the other shard keeps its connect
     const body = (await stats.body.json()) as { shardRestarts: number; shards: Array<{ index: number; requests: number }> };
     assert.equal(body.shardRestarts, 1);
 
+  } finally {
+    await primary.stop();
+    await backend.close();
+  }
+});
+
+test('a shard killed repeatedly backs off; after a healthy run its next restart is fast again', { timeout: 60_000 }, async () => {
+  const backend = await startDemoBackend('b1', 0);
+  const config = validateConfig({
+    server: { httpPort: await freePort(), httpsPort: await freePort(), bindAddress: '127.0.0.1', shutdownTimeout: '2s' },
+    tls: { stateDir: path.join(await mkdtemp(path.join(tmpdir(), 'quiclb-backoff-')), 'state') },
+    quic: { enabled: false },
+    healthCheck: { enabled: false },
+    logging: { level: 'silent', accessLog: false },
+    loadBalancer: { backendServers: [{ id: 'b1', host: '127.0.0.1', port: backend.port }] },
+  });
+  // The supervisor's own log says which delay it chose for each restart.
+  const restarts: Array<{ restartInMs: number; crashStreak: number; ranMs: number }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        const e = JSON.parse(line);
+        if (e.msg === 'shard exited; restarting it') restarts.push(e);
+      }
+      cb();
+    },
+  });
+  const healthyAfterMs = 1500;
+  const primary = await startPrimary({
+    config,
+    workers: 1,
+    logger: pino({ level: 'info' }, sink),
+    restartPolicy: { backoffMs: [50, 300, 900], healthyAfterMs },
+  });
+  const killAndWait = async (n: number) => {
+    await primary.supervisor.kill(0);
+    const deadline = Date.now() + 15_000;
+    while (!(primary.supervisor.alive(0) && restarts.length === n)) {
+      assert.ok(Date.now() < deadline, `shard 0 came back after kill ${n}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  try {
+    // Killed as soon as it is back: each restart waits one step longer, the last step repeats.
+    for (let n = 1; n <= 4; n++) await killAndWait(n);
+    assert.deepEqual(restarts.map((r) => r.restartInMs), [50, 300, 900, 900]);
+    assert.deepEqual(restarts.map((r) => r.crashStreak), [1, 2, 3, 4]);
+    // Now it runs longer than healthyAfterMs: the streak is over, the next restart takes the first step.
+    await new Promise((r) => setTimeout(r, healthyAfterMs + 300));
+    await killAndWait(5);
+    assert.equal(restarts[4].restartInMs, 50, JSON.stringify(restarts[4]));
+    assert.equal(restarts[4].crashStreak, 1);
+    assert.ok(restarts[4].ranMs >= healthyAfterMs, `ran ${restarts[4].ranMs} ms`);
+    const stats = await request(`http://127.0.0.1:${config.server.httpPort}/stats`);
+    const body = (await stats.body.json()) as { shardRestarts: number };
+    assert.equal(body.shardRestarts, 5, 'every restart still counted');
   } finally {
     await primary.stop();
     await backend.close();

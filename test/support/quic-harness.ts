@@ -3,6 +3,7 @@
 // pass `workerUrl` to run another shard entry, e.g. the real src/shard/worker.ts). Also drives the real
 // clients nobody here wrote: gtlsclient (ngtcp2) and headless Chromium.
 import { Worker, type TransferListItem } from 'node:worker_threads';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -43,7 +44,9 @@ export interface QuicHarnessOptions {
   configure?: (c: Config) => void;
   /** Shard entry; receives QuicShardWorkerData as workerData unless `workerData` builds something else. */
   workerUrl?: URL;
-  workerData?: (shard: number, h: { config: Config; certFile: string; keyFile: string; state: SharedState }) => unknown;
+  workerData?: (shard: number, h: { config: Config; certFile: string; keyFile: string; state: SharedState; resetKey: Uint8Array }) => unknown;
+  /** Stateless reset key of the router and the shards (default: random per harness). */
+  resetKey?: Uint8Array;
   /** pino level for the router and the shards (default: env QUIC_TEST_LOG or 'silent'). */
   logLevel?: string;
 }
@@ -59,8 +62,11 @@ export interface QuicHarness {
   spki: string;
   dir: string;
   workers: Array<Worker | undefined>;
+  resetKey: Uint8Array;
   /** Terminates one shard's thread (as a crash would) and tells the router. */
   killShard(index: number): Promise<void>;
+  /** Starts a fresh thread for a killed shard (as the supervisor's restart would); resolves when it is ready. */
+  restartShard(index: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +78,7 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
   const spki = spkiHash(await readFile(certFile));
   const config = quicTestConfig(dir, opts.configure);
   const state = new SharedState();
+  const resetKey = opts.resetKey ?? randomBytes(32);
   const logger = pino({ level: logLevel }, pino.destination({ dest: 2, sync: true }));
   const workers: Array<Worker | undefined> = new Array(count).fill(undefined);
   const ready: boolean[] = new Array(count).fill(false);
@@ -80,7 +87,7 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
     alive: () => ready[index] && workers[index] !== undefined,
     post: (msg: unknown, transfer?: TransferListItem[]) => workers[index]?.postMessage(msg, transfer),
   }));
-  const router = new UdpRouter({ config, state, logger, shards, quicShards: count });
+  const router = new UdpRouter({ config, state, logger, shards, quicShards: count, resetKey });
   await router.listen();
   const port = router.address().port;
   // Shards learn the real port from the 'quic:in' messages; the config keeps 0.
@@ -88,8 +95,8 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
     new Promise<void>((resolve, reject) => {
       const w = new Worker(opts.workerUrl ?? SHARD_WORKER_URL, {
         workerData: opts.workerData
-          ? opts.workerData(index, { config, certFile, keyFile, state })
-          : { shard: index, config, certFile, keyFile, stateBuffer: state.buffer, logLevel },
+          ? opts.workerData(index, { config, certFile, keyFile, state, resetKey })
+          : { shard: index, config, certFile, keyFile, stateBuffer: state.buffer, logLevel, resetKey },
       });
       workers[index] = w;
       w.on('message', (msg: any) => {
@@ -110,7 +117,7 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
         router.shardDown(index);
       });
     });
-  // One at a time: see QUIC_SHARD_START_NOTE in src/quic/quiche.ts (the binding's per-thread registration races).
+  // One at a time, so shard 0 is the first thread of the process to load the binding (docs/quiche.md, "Loading and threads").
   for (let i = 0; i < count; i++) await startOne(i);
   const killShard = async (index: number): Promise<void> => {
     const w = workers[index];
@@ -128,7 +135,9 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
     spki,
     dir,
     workers,
+    resetKey,
     killShard,
+    restartShard: (index: number) => startOne(index),
     close: async () => {
       await Promise.all(workers.map((w) => w?.terminate()));
       await router.close();

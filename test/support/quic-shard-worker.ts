@@ -17,6 +17,7 @@ export interface QuicShardWorkerData {
   keyFile: string;
   stateBuffer: SharedArrayBuffer;
   logLevel: string;
+  resetKey: Uint8Array;
 }
 
 /** The body `?bytes=N` returns: byte i is (i * 31 + 7) & 0xff, so truncation or reordering shows. */
@@ -84,6 +85,7 @@ if (parentPort) {
     config: data.config,
     certFile: data.certFile,
     keyFile: data.keyFile,
+    resetKey: data.resetKey,
     state: new SharedState(data.stateBuffer),
     logger,
     post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),

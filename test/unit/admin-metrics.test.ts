@@ -104,6 +104,8 @@ test('stats JSON has the documented shape and values', () => {
     natRebindings: 0,
     oldPathProbes: 0,
     retries: 0,
+    statelessResets: 0,
+    statelessResetsRateLimited: 0,
     versionNegotiations: 0,
     dropped: { unknownCid: 0, badHeader: 0, initialTooShort: 0, queueFull: 9, badToken: 1, shardError: 0 },
   });

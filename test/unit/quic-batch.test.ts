@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../../src/quic/datagram-batch.ts';
+import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION } from '../../src/wire/datagram-batch.ts';
 import { CidTable } from '../../src/primary/cid-table.ts';
 
 test('a batch carries datagrams, addresses, flags and ODCIDs through a transfer', () => {

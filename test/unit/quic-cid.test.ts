@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeCid, decodeCidShard, randomResetToken, CID_LEN, CID_FIRST_OCTET } from '../../src/quic/cid.ts';
+import { encodeCid, decodeCidShard, CID_LEN, CID_FIRST_OCTET } from '../../src/wire/cid.ts';
 
 test('every shard index round-trips through a CID', () => {
   for (let shard = 0; shard < 256; shard++) {
@@ -44,11 +44,4 @@ test('malformed or foreign CIDs do not decode', () => {
 test('encodeCid rejects shard indexes that do not fit one octet', () => {
   assert.throws(() => encodeCid(256), RangeError);
   assert.throws(() => encodeCid(-1), RangeError);
-});
-
-test('reset tokens are 128-bit and distinct', () => {
-  const a = randomResetToken();
-  const b = randomResetToken();
-  assert.notEqual(a, b);
-  assert.ok(a >= 0n && a < 1n << 128n);
 });

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { parseHeader, newParsedHeader, readVarint, LONG_INITIAL, LONG_HANDSHAKE, QUIC_V1 } from '../../src/quic/packet-header.ts';
-import { encodeCid, CID_LEN } from '../../src/quic/cid.ts';
+import { parseHeader, newParsedHeader, readVarint, LONG_INITIAL, LONG_HANDSHAKE, QUIC_V1 } from '../../src/wire/packet-header.ts';
+import { encodeCid, CID_LEN } from '../../src/wire/cid.ts';
 
 function longHeader(opts: { type: number; version?: number; dcid: Buffer; scid: Buffer; token?: Buffer; size?: number }): Buffer {
   const v = Buffer.alloc(4);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { RetryTokenMinter } from '../../src/primary/udp-retry-token.ts';
-import { encodeCid } from '../../src/quic/cid.ts';
+import { encodeCid } from '../../src/wire/cid.ts';
 
 test('a minted token validates and returns the original DCID', () => {
   const m = new RetryTokenMinter({ lifetimeMs: 5000 });

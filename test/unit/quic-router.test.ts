@@ -4,10 +4,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { UdpRouter, type ShardPort } from '../../src/primary/udp-router.ts';
-import { readBatch, FLAG_NEW_CONNECTION } from '../../src/quic/datagram-batch.ts';
-import { encodeCid } from '../../src/quic/cid.ts';
+import { readBatch, FLAG_NEW_CONNECTION } from '../../src/wire/datagram-batch.ts';
+import { encodeCid } from '../../src/wire/cid.ts';
 import { SharedState, S_CONNECTIONS, G_DROP_SHORT_UNKNOWN_CID, G_DROP_INITIAL_TOO_SHORT } from '../../src/shared/state.ts';
 import { quicTestConfig } from '../support/quic-harness.ts';
+
+const RESET_KEY = randomBytes(32);
 
 interface Delivered {
   shard: number;
@@ -25,7 +27,7 @@ function setup(alive = [true, true], quicShards = alive.length) {
       readBatch(msg.buf, msg.len, (data, _h, _p, flags) => delivered.push({ shard: index, data: Buffer.from(data), flags }));
     },
   }));
-  const router = new UdpRouter({ config: quicTestConfig('/tmp'), state, logger: pino({ level: 'silent' }), shards, quicShards });
+  const router = new UdpRouter({ config: quicTestConfig('/tmp'), state, logger: pino({ level: 'silent' }), shards, quicShards, resetKey: RESET_KEY });
   return { state, router, delivered, alive };
 }
 

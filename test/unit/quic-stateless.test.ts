@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { retryIntegrityTag, retryPacket, versionNegotiation, isSupportedVersion } from '../../src/primary/udp-stateless.ts';
-import { parseHeader, newParsedHeader, LONG_RETRY } from '../../src/quic/packet-header.ts';
+import { retryIntegrityTag, retryPacket, versionNegotiation, isSupportedVersion } from '../../src/wire/udp-stateless.ts';
+import { parseHeader, newParsedHeader, LONG_RETRY } from '../../src/wire/packet-header.ts';
 
 test('Retry integrity tag matches RFC 9001 Appendix A.4', () => {
   const odcid = Buffer.from('8394c8f03e515708', 'hex');

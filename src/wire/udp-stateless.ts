@@ -1,10 +1,10 @@
 // The two packets the primary sends without any connection state, built here in TypeScript so that the
 // primary thread never loads the quiche binding (its napi-rs runtime mixes up references between threads
-// when more than one thread uses it; see src/quic/quiche.ts):
+// when more than one thread uses it; see docs/quiche.md):
 //   - Version Negotiation (RFC 8999 §6, RFC 9000 §17.2.1),
 //   - Retry with its integrity tag (RFC 9000 §17.2.5, RFC 9001 §5.8).
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { QUIC_V1 } from '../quic/packet-header.ts';
+import { QUIC_V1 } from './packet-header.ts';
 
 /** QUIC versions quiclb speaks (quiche 0.18 in the shards: v1 only). */
 export const SUPPORTED_VERSIONS: readonly number[] = [QUIC_V1];

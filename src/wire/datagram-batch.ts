@@ -1,13 +1,16 @@
 // Datagrams cross between the primary and the shards in batches: one ArrayBuffer per batch, moved
 // (transferred, not copied) with postMessage. One postMessage per datagram costs 5.5-7.5 us; a batch of
-// 32 about 0.7 us per datagram (QUICHE-NOTES.md, and bench/quic-transfer.ts measures it again).
+// 32 about 0.7 us per datagram (docs/quiche.md; bench/quic-transfer.ts measures it again).
 //
 // Record layout, repeated `count` times:
 //   u16 data length | u16 peer port | u8 flags | u8 address length | address (latin1 text)
 //   | u8 original-DCID length | original DCID | data
 // The address stays text: the receiving side needs it as text anyway (quiche's HostPort and dgram.send).
 
+/** primary -> shard: the first datagram of a connection the primary just placed on this shard. */
 export const FLAG_NEW_CONNECTION = 1;
+/** shard -> primary: a stateless reset (RFC 9000 §10.3); the primary rate-limits and counts it before sending. */
+export const FLAG_STATELESS_RESET = 2;
 
 const FIXED = 2 + 2 + 1 + 1 + 1;
 const MAX_ADDRESS = 45; // longest IPv6 literal text

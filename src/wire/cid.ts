@@ -50,10 +50,3 @@ export function decodeCidShard(buf: Uint8Array, offset: number, len: number): nu
   if (buf[offset] !== CID_FIRST_OCTET) return -1;
   return buf[offset + 1];
 }
-
-/** Random bytes for stateless reset tokens (RFC 9000 §10.3); quiche wants them as a u128 BigInt. */
-export function randomResetToken(): bigint {
-  const b = Buffer.allocUnsafe(16);
-  takeRandom(b, 0, 16);
-  return b.readBigUInt64BE(0) * (1n << 64n) + b.readBigUInt64BE(8);
-}
