@@ -12,6 +12,8 @@ import { Forwarder } from '../proxy/forward.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { buildPhases } from '../pipeline/phases/index.ts';
 import { frontendLimits } from '../config/limits.ts';
+import { RateLimiter } from '../ratelimit/limiter.ts';
+import { ClientEventWindow } from '../ratelimit/event-window.ts';
 import { LatencyRecorder } from '../admin/latency.ts';
 import { TcpFrontends } from '../tcp/servers.ts';
 import type { TcpKind } from '../tcp/servers.ts';
@@ -33,6 +35,14 @@ const balancer = new Balancer({
 const latency = new LatencyRecorder();
 const forwarder = new Forwarder({ config, state, balancer, logger, latency });
 const limits = frontendLimits(config);
+// Per-client limits, shared with every other shard through the primary's tables (src/ratelimit).
+const limiter = RateLimiter.attach(init.rateLimit, config);
+/**
+ * HTTP/2 and HTTP/3 stream resets per client, counted across all shards (CVE-2023-44487 "rapid reset"):
+ * for the HTTP/2 and HTTP/3 frontends (being rewritten), which are to call resetWindow.record(peerAddress)
+ * per reset stream. Not handed to them yet.
+ */
+const resetWindow = ClientEventWindow.attach(init.resetWindowBuffer, limits.resetWindowMs);
 
 let nextCollect = 0;
 const pendingCollect = new Map<number, (snapshots: string[][]) => void>();
@@ -44,11 +54,13 @@ const pipeline = new Pipeline(
     balancer,
     forwarder,
     logger,
+    limiter,
     admin: {
     config,
     state,
     startedAt: init.startedAt,
     workers: init.workers,
+    limiter,
     collectLatency: () =>
       new Promise<string[][]>((resolve) => {
         const id = nextCollect++;
@@ -68,6 +80,7 @@ const tcp = new TcpFrontends({
   shard,
   certFile: init.certFile,
   keyFile: init.keyFile,
+  limiter,
   onRequest: handler,
   onConnectionOpen: () => {
     state.addShardGauge(shard, S_CONNECTIONS, 1);
