@@ -101,6 +101,7 @@ const quic: QuicEndpoint | undefined = config.quic.enabled && shard < init.quicS
       logger,
       post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),
       onRequest: handler,
+      limiter,
     })
   : undefined;
 
