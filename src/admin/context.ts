@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.ts';
 import type { SharedState } from '../shared/state.ts';
+import type { RateLimiter } from '../ratelimit/limiter.ts';
 
 export interface AdminContext {
   config: Config;
@@ -14,4 +15,6 @@ export interface AdminContext {
   workers: number;
   /** Optional: where admin-path problems (latency collection failing) are reported. */
   logger?: Logger;
+  /** The shard's view of the shared rate limiter (its refusal counters cover every shard); absent: zeros. */
+  limiter?: RateLimiter;
 }

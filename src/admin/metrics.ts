@@ -27,7 +27,8 @@ import {
   SC_CONNECTIONS_TOTAL,
   SC_REQUESTS,
 } from '../shared/state.ts';
-import type { StatsInput } from './stats.ts';
+import { NO_RATE_LIMIT, type StatsInput } from './stats.ts';
+import { LIMIT_REASONS } from '../ratelimit/counters.ts';
 import { QUICLB_VERSION } from './version.ts';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -144,5 +145,15 @@ export function renderMetrics(input: StatsInput): string {
   out.family('quiclb_compression_responses_total', 'counter', 'Responses compressed by quiclb, by content coding.', perCoding(CC_RESPONSES));
   out.family('quiclb_compression_bytes_in_total', 'counter', 'Response body bytes before compression, by content coding.', perCoding(CC_BYTES_IN));
   out.family('quiclb_compression_bytes_out_total', 'counter', 'Response body bytes after compression, by content coding.', perCoding(CC_BYTES_OUT));
+  const rl = input.rateLimit ?? NO_RATE_LIMIT;
+  out.family('quiclb_rate_limit_enabled', 'gauge', '1 when rateLimit is on.', [{ value: rl.enabled ? 1 : 0 }]);
+  out.family(
+    'quiclb_rate_limited_total',
+    'counter',
+    'Refused by the rate limiter, by reason: general and login (429 answers), connections (closed at maxConnectionsPerClient).',
+    LIMIT_REASONS.map((reason) => ({ labels: { reason }, value: rl.limited[reason] })),
+  );
+  out.family('quiclb_rate_limit_clients_recycled_total', 'counter', 'Tracked clients forgotten to make room for others (rateLimit.maxClients).', [{ value: rl.table.evictions }]);
+  out.family('quiclb_rate_limit_untracked_total', 'counter', 'Requests and connections let through untracked because the client table had no room.', [{ value: rl.table.overflows }]);
   return out.text();
 }

@@ -48,7 +48,14 @@ async function serve(path: string, req: FrontRequest, res: FrontResponse, ctx: A
     sendJson(req, res, report.statusCode, report.body);
     return;
   }
-  const input: StatsInput = { config: ctx.config, state: ctx.state, startedAt: ctx.startedAt, workers: ctx.workers, latency: await collectLatencyHistograms(ctx) };
+  const input: StatsInput = {
+    config: ctx.config,
+    state: ctx.state,
+    startedAt: ctx.startedAt,
+    workers: ctx.workers,
+    latency: await collectLatencyHistograms(ctx),
+    rateLimit: ctx.limiter === undefined ? undefined : { enabled: ctx.limiter.enabled, ...ctx.limiter.stats() },
+  };
   if (path === '/stats') sendJson(req, res, 200, buildStats(input));
   else send(req, res, 200, METRICS_CONTENT_TYPE, renderMetrics(input));
 }

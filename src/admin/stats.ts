@@ -39,6 +39,7 @@ import {
   SC_REQUESTS,
   type SharedState,
 } from '../shared/state.ts';
+import type { RateLimitStats } from '../ratelimit/limiter.ts';
 import { summarizeMs, type LatencySummaryMs } from './latency.ts';
 import { QUICLB_VERSION } from './version.ts';
 
@@ -49,7 +50,20 @@ export interface StatsInput {
   workers: number;
   /** Merged per-backend latency (LatencyRecorder.merge); missing entries read as "no data". */
   latency: Histogram[];
+  /** The rate limiter's counters (src/ratelimit, shared by all shards); absent: reported as zeros. */
+  rateLimit?: RateLimitSnapshot;
 }
+
+export interface RateLimitSnapshot extends RateLimitStats {
+  enabled: boolean;
+}
+
+/** What /stats and /metrics report without a limiter (unit tests, tools): off, nothing refused. */
+export const NO_RATE_LIMIT: RateLimitSnapshot = {
+  enabled: false,
+  limited: { general: 0, login: 0, connections: 0 },
+  table: { capacity: 0, evictions: 0, overflows: 0, stolenLocks: 0 },
+};
 
 export interface BackendStats {
   id: string;
@@ -99,6 +113,15 @@ export interface Stats {
   uncaughtErrors: number;
   /** Responses compressed by quiclb (src/compress) and their body bytes before and after, per coding. */
   compression: Record<CompressionCoding, { responses: number; bytesIn: number; bytesOut: number }>;
+  /**
+   * rateLimit: refusals by reason (general and login buckets answered 429, connections closed at
+   * maxConnectionsPerClient) and the client table (capacity, clients recycled, operations left untracked).
+   */
+  rateLimit: {
+    enabled: boolean;
+    limited: { general: number; login: number; connections: number };
+    clients: { capacity: number; evictions: number; overflows: number; stolenLocks: number };
+  };
 }
 
 export function buildStats(input: StatsInput, now = Date.now()): Stats {
@@ -166,5 +189,11 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
         },
       ]),
     ) as Stats['compression'],
+    rateLimit: rateLimitStats(input.rateLimit ?? NO_RATE_LIMIT),
   };
+}
+
+function rateLimitStats(rl: RateLimitSnapshot): Stats['rateLimit'] {
+  const { general, login, connections } = rl.limited;
+  return { enabled: rl.enabled, limited: { general, login, connections }, clients: { ...rl.table } };
 }

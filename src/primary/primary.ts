@@ -8,6 +8,9 @@ import { SharedState, MAX_SHARDS } from '../shared/state.ts';
 import { quicheBindingFile } from '../quic/quiche.ts';
 import { SessionTable } from '../balancer/session-table.ts';
 import { ActiveHealthChecker } from '../health/active.ts';
+import { RateLimiter } from '../ratelimit/limiter.ts';
+import { ClientEventWindow } from '../ratelimit/event-window.ts';
+import { frontendLimits } from '../config/limits.ts';
 import type { UdpRouter } from './udp-router.ts';
 import { ShardSupervisor } from './shard-supervisor.ts';
 import { TcpListeners } from './tcp-listeners.ts';
@@ -68,11 +71,16 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   const sessions = new SessionTable();
   let router: UdpRouter | undefined;
   const quicShards = config.quic.enabled ? quicShardCount(workers, logger) : 0;
+  // Per-client limits live in shared tables that every shard, restarted ones too, attaches to (ShardInit).
+  // Stream resets (HTTP/2, HTTP/3 rapid reset) are tracked for 65536 clients, least recently seen recycled.
+  const rateLimiter = RateLimiter.create(config);
+  const resetWindow = ClientEventWindow.create(65536, frontendLimits(config).resetWindowMs);
 
   const supervisor = new ShardSupervisor({
     count: workers,
     init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile,
-      resetKey: keys.resetKey, tlsTicketKeys: keys.tlsTicketKeys, quicTicketKey: keys.quicTicketKey, startedAt: Date.now() },
+      resetKey: keys.resetKey, tlsTicketKeys: keys.tlsTicketKeys, quicTicketKey: keys.quicTicketKey, startedAt: Date.now(),
+      rateLimit: rateLimiter.shared, resetWindowBuffer: resetWindow.buffer },
     state,
     logger,
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),

@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
 import type { RequestHandler } from '../proxy/types.ts';
+import type { RateLimiter } from '../ratelimit/limiter.ts';
+import type { ConnectionLease } from '../ratelimit/connection-lease.ts';
 import {
   SharedState,
   S_CONNECTIONS,
@@ -22,7 +24,7 @@ import {
   G_DROP_SHORT_UNKNOWN_CID,
   G_QUIC_RESETS_RATE_LIMITED,
 } from '../shared/state.ts';
-import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig } from './quiche.ts';
+import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig, type QuicheConnection } from './quiche.ts';
 import { buildQuicheConfig } from './quiche-config.ts';
 import { encodeCid } from '../wire/cid.ts';
 import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../wire/packet-header.ts';
@@ -32,12 +34,16 @@ import { TimerDriver } from './timer-heap.ts';
 import { QuicConn } from './connection.ts';
 import { toQuicError } from './errors.ts';
 import { H3Frontend } from './h3-frontend.ts';
+import { RecentRefusals } from './recent-refusals.ts';
 
 /** Spare CIDs issued per connection beyond the peer's limit are pointless; this caps a loop on a bad peer. */
 const MAX_CID_ISSUE_PER_FLUSH = 8;
 /** Old paths drained per connection after migrations (QuicConn.oldPeers). */
 const MAX_OLD_PATHS = 2;
 const H3_NO_ERROR = 0x100;
+/** RFC 9000 §20.1: the server refuses to accept a new connection. */
+const CONNECTION_REFUSED = 0x02;
+const REFUSED_REASON = Buffer.from('too many connections from your address');
 
 export interface QuicEndpointOptions {
   shard: number;
@@ -52,6 +58,8 @@ export interface QuicEndpointOptions {
   resetKey: Uint8Array;
   /** Session ticket key (48 octets) shared by every shard and restart; quiche's own random one when absent. */
   ticketKey?: Uint8Array;
+  /** rateLimit.maxConnectionsPerClient (shared with TCP and every shard); absent: not limited (test harnesses). */
+  limiter?: RateLimiter;
 }
 
 export class QuicEndpoint {
@@ -61,6 +69,10 @@ export class QuicEndpoint {
   private readonly logger: Logger;
   private readonly post: QuicEndpointOptions['post'];
   private readonly onRequest: RequestHandler;
+  private readonly limiter: RateLimiter | undefined;
+  /** The places of counted connections in maxConnectionsPerClient, given back in forget(). */
+  private readonly leases = new Map<QuicConn, ConnectionLease>();
+  private readonly refusals = new RecentRefusals();
   private readonly quiche: QuicheBinding;
   private readonly qconfig: QuicheConfig;
   private readonly resetTokens: ResetTokens;
@@ -90,6 +102,7 @@ export class QuicEndpoint {
     this.logger = opts.logger.child({ component: 'quic' });
     this.post = opts.post;
     this.onRequest = opts.onRequest;
+    this.limiter = opts.limiter;
     this.quiche = loadQuiche();
     this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile, opts.ticketKey);
     this.resetTokens = new ResetTokens(opts.resetKey);
@@ -218,6 +231,11 @@ export class QuicEndpoint {
       return undefined;
     }
     const clientDcid = data.subarray(h.dcidOff, h.dcidOff + h.dcidLen);
+    // The rest of a refused attempt (recent-refusals.ts) is answered or dropped, and never counted again.
+    const now = performance.now();
+    const dcidHex = clientDcid.toString('hex');
+    const again = this.refusals.check(dcidHex, now);
+    if (again === 'drop') return undefined;
     // After a Retry the client's DCID is the CID the primary minted for this shard (RFC 9000 §7.3:
     // it becomes retry_source_connection_id, and quiche keeps it as the connection's CID).
     const scid = odcid ? Buffer.from(clientDcid) : encodeCid(this.shard);
@@ -236,16 +254,60 @@ export class QuicEndpoint {
       this.logger.debug({ err: toQuicError(err) }, 'quiche refused a new connection');
       return undefined;
     }
+    const admission = again === undefined ? this.limiter?.acquireConnection(peer.host) : undefined;
+    if (again === 'answer' || (admission !== undefined && !admission.ok)) {
+      if (admission !== undefined && !admission.ok && admission.log) {
+        this.logger.warn(
+          { client: admission.client, reason: admission.reason, limit: admission.limit },
+          'client over rateLimit.maxConnectionsPerClient: QUIC connections refused; not logged again for rateLimit.logInterval',
+        );
+      }
+      this.refusals.add(dcidHex, 'answer', now);
+      if (!odcid) this.refusals.add(scid.toString('hex'), 'drop', now);
+      this.refuse(conn, data, local, peer);
+      return undefined;
+    }
     const qc = new QuicConn(conn, scid.toString('hex'), local, peer);
+    if (admission?.lease.counted) this.leases.set(qc, admission.lease);
     this.register(qc, qc.key);
     // Chromium's second Initial datagram and 0-RTT packets still carry the client-chosen DCID.
-    this.register(qc, clientDcid.toString('hex'));
+    this.register(qc, dcidHex);
     this.live.add(qc);
     this.state.addShardGauge(this.shard, S_QUIC_CONNECTIONS, 1);
     this.state.addShardGauge(this.shard, S_CONNECTIONS, 1);
     this.state.addShardCounter(this.shard, SC_CONNECTIONS_TOTAL);
     this.state.addGlobal(G_QUIC_CONNECTIONS);
     return qc;
+  }
+
+  /**
+   * A client over rateLimit.maxConnectionsPerClient gets CONNECTION_CLOSE with CONNECTION_REFUSED
+   * (RFC 9000 §5.2.2) and no connection is kept (no timer, no gauge; only its CIDs in `refusals`).
+   * quiche writes a CONNECTION_CLOSE in the newest epoch it has keys for, which after a complete
+   * ClientHello is Handshake, unreadable by a client that has not seen the ServerHello; so the first
+   * datagram of the server's flight (the Initial with the ServerHello) goes out first and the close right
+   * after it. Checked with quiche as the client: closing at once sent only a Handshake packet the client
+   * could not open; sending the whole flight first used up the anti-amplification budget (RFC 9000 §8.1:
+   * 3 x 1200 bytes) before the close with a 5.4 KB certificate chain; first datagram then close reached the
+   * client as transport error 0x2 with both a short and that long chain.
+   */
+  private refuse(conn: QuicheConnection, data: Buffer, local: HostPort, peer: HostPort): void {
+    const buf = this.sendBuf;
+    try {
+      conn.recv(data, { from: peer, to: local });
+      let r = conn.send(buf);
+      if (r !== null) this.appendOut(buf, r[0], r[1].to);
+      conn.close(false, CONNECTION_REFUSED, REFUSED_REASON);
+      for (r = conn.send(buf); r !== null; r = conn.send(buf)) this.appendOut(buf, r[0], r[1].to);
+    } catch (err) {
+      // Garbage: no reply is owed.
+      this.logger.debug({ err: toQuicError(err) }, 'could not refuse a QUIC connection');
+    }
+  }
+
+  private appendOut(buf: Buffer, len: number, to: HostPort): void {
+    if (!this.out.fits(len)) this.postOut();
+    this.out.append(buf, len, to.host, to.port);
   }
 
   private register(qc: QuicConn, key: string): void {
@@ -466,6 +528,8 @@ export class QuicEndpoint {
     this.touched.delete(qc);
     this.state.addShardGauge(this.shard, S_QUIC_CONNECTIONS, -1);
     this.state.addShardGauge(this.shard, S_CONNECTIONS, -1);
+    this.leases.get(qc)?.release();
+    this.leases.delete(qc);
     try {
       qc.app?.closed();
     } catch (err) {

@@ -1,5 +1,6 @@
 // Messages between the primary and a shard (besides the QUIC ones, which src/quic defines).
 import type { Config } from '../config/types.ts';
+import type { RateLimiterShared } from '../ratelimit/limiter.ts';
 
 export interface ShardInit {
   shard: number;
@@ -17,6 +18,10 @@ export interface ShardInit {
   tlsTicketKeys: Uint8Array;
   quicTicketKey: Uint8Array;
   startedAt: number;
+  /** The primary's RateLimiter.create(config).shared: one client table for every shard, restarted ones too. */
+  rateLimit: RateLimiterShared;
+  /** The primary's ClientEventWindow (HTTP/2 and HTTP/3 stream resets per client) over frontendLimits' resetWindowMs. */
+  resetWindowBuffer: SharedArrayBuffer;
 }
 
 export type PrimaryToShard =

@@ -12,6 +12,8 @@ import { Forwarder } from '../proxy/forward.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { buildPhases } from '../pipeline/phases/index.ts';
 import { frontendLimits } from '../config/limits.ts';
+import { RateLimiter } from '../ratelimit/limiter.ts';
+import { ClientEventWindow } from '../ratelimit/event-window.ts';
 import { LatencyRecorder } from '../admin/latency.ts';
 import { TcpFrontends } from '../tcp/servers.ts';
 import type { TcpKind } from '../tcp/servers.ts';
@@ -46,6 +48,14 @@ const balancer = new Balancer({
 const latency = new LatencyRecorder();
 const forwarder = new Forwarder({ config, state, balancer, logger, latency });
 const limits = frontendLimits(config);
+// Per-client limits, shared with every other shard through the primary's tables (src/ratelimit).
+const limiter = RateLimiter.attach(init.rateLimit, config);
+/**
+ * HTTP/2 and HTTP/3 stream resets per client, counted across all shards (CVE-2023-44487 "rapid reset"):
+ * for the HTTP/2 and HTTP/3 frontends (being rewritten), which are to call resetWindow.record(peerAddress)
+ * per reset stream. Not handed to them yet.
+ */
+const resetWindow = ClientEventWindow.attach(init.resetWindowBuffer, limits.resetWindowMs);
 
 let nextCollect = 0;
 const pendingCollect = new Map<number, (snapshots: string[][]) => void>();
@@ -57,6 +67,7 @@ const pipeline = new Pipeline(
     balancer,
     forwarder,
     logger,
+    limiter,
     admin: {
     config,
     state,
@@ -64,6 +75,7 @@ const pipeline = new Pipeline(
     workers: init.workers,
     // Drains and enables from the dashboard, and failed logins, are logged with the client address.
     logger,
+    limiter,
     collectLatency: () =>
       new Promise<string[][]>((resolve) => {
         const id = nextCollect++;
@@ -84,6 +96,7 @@ const tcp = new TcpFrontends({
   certFile: init.certFile,
   keyFile: init.keyFile,
   ticketKeys: Buffer.from(init.tlsTicketKeys),
+  limiter,
   onRequest: handler,
   onConnectionOpen: () => {
     state.addShardGauge(shard, S_CONNECTIONS, 1);
@@ -106,6 +119,7 @@ const quic: QuicEndpoint | undefined = config.quic.enabled && shard < init.quicS
       logger,
       post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),
       onRequest: handler,
+      limiter,
     })
   : undefined;
 

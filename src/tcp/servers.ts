@@ -11,6 +11,7 @@ import type { Config } from '../config/types.ts';
 import type { FrontendLimits } from '../config/limits.ts';
 import type { RequestHandler } from '../shared/http-types.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { RateLimiter } from '../ratelimit/limiter.ts';
 import { toFrontRequest, toFrontResponse } from './adapter.ts';
 import { DeadlineSweeper } from './deadline-sweeper.ts';
 import { H1Frontend } from './h1/frontend.ts';
@@ -26,6 +27,8 @@ export interface TcpFrontendOptions {
   logger: Logger;
   /** 48 octets of TLS session ticket keys shared by every shard and restart (src/shared/key-ring.ts). */
   ticketKeys?: Buffer;
+  /** rateLimit.maxConnectionsPerClient, counted by socket peer across all shards (TCP and QUIC together). */
+  limiter: RateLimiter;
   onRequest: RequestHandler;
   /** Keep the shard's connection gauge (least-connections dispatch in the primary) current. */
   onConnectionOpen(): void;
@@ -103,6 +106,7 @@ export class TcpFrontends {
   }
 
   accept(socket: Socket, kind: TcpKind): void {
+    if (!this.admit(socket, kind)) return;
     this.sockets.add(socket);
     this.opts.onConnectionOpen();
     socket.once('close', () => {
@@ -121,6 +125,29 @@ export class TcpFrontends {
       this.h1.accept(socket, 'http', this.keyFor(socket));
     }
     socket.resume();
+  }
+
+  /**
+   * rateLimit.maxConnectionsPerClient: a client over its limit is refused by closing the socket at once,
+   * before TLS or HTTP cost anything. Its place is given back when the socket closes, on this thread. The
+   * admin port is never limited (an operator must reach a flooded quiclb).
+   */
+  private admit(socket: Socket, kind: TcpKind): boolean {
+    if (kind === 'admin') return true;
+    const verdict = this.opts.limiter.acquireConnection(socket.remoteAddress ?? '');
+    if (verdict.ok) {
+      if (verdict.lease.counted) socket.once('close', () => verdict.lease.release());
+      return true;
+    }
+    if (verdict.log) {
+      this.opts.logger.warn(
+        { client: verdict.client, reason: verdict.reason, limit: verdict.limit },
+        'client over rateLimit.maxConnectionsPerClient: connections refused; not logged again for rateLimit.logInterval',
+      );
+    }
+    socket.on('error', () => undefined);
+    socket.destroy();
+    return false;
   }
 
   private onSecure(socket: tls.TLSSocket): void {

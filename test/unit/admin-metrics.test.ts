@@ -7,6 +7,8 @@ import { buildHealthReport } from '../../src/admin/health-report.ts';
 import { LatencyRecorder } from '../../src/admin/latency.ts';
 import { escapeLabelValue, renderMetrics } from '../../src/admin/metrics.ts';
 import { buildStats, type StatsInput } from '../../src/admin/stats.ts';
+import { validateConfig } from '../../src/config/load.ts';
+import { RateLimiter } from '../../src/ratelimit/limiter.ts';
 import {
   B_ACTIVE,
   B_ENABLED,
@@ -240,6 +242,37 @@ test('Prometheus exposition parses back with the expected families and values', 
   assert.equal(find('quiclb_compression_responses_total', { encoding: 'gzip' })?.value, 1);
   assert.equal(find('quiclb_compression_responses_total', { encoding: 'zstd' })?.value, 0);
   for (const [name, type] of types) if (type === 'counter') assert.match(name, /_total$/, `counter ${name} ends in _total`);
+});
+
+test('rate-limit refusals by reason in /stats and /metrics; zeros without a limiter', () => {
+  const { input } = populated();
+  assert.deepEqual(buildStats(input).rateLimit, {
+    enabled: false,
+    limited: { general: 0, login: 0, connections: 0 },
+    clients: { capacity: 0, evictions: 0, overflows: 0, stolenLocks: 0 },
+  });
+  assert.match(renderMetrics(input), /^quiclb_rate_limited_total\{reason="login"\} 0$/m);
+  const rl = RateLimiter.create(validateConfig({ rateLimit: { enabled: true, requestsPerSecond: 0.01, burst: 1, login: { burst: 1 }, maxConnectionsPerClient: 1, maxClients: 1024 } }));
+  for (let i = 0; i < 3; i++) rl.checkRequest('203.0.113.7', 'GET', '/'); // 2 refused: general
+  for (let i = 0; i < 2; i++) rl.checkRequest('203.0.113.8', 'POST', '/login/index.php'); // 1 refused: login
+  rl.acquireConnection('203.0.113.9');
+  rl.acquireConnection('203.0.113.9'); // refused: connections
+  const withLimits: StatsInput = { ...input, rateLimit: { enabled: rl.enabled, ...rl.stats() } };
+  assert.deepEqual(buildStats(withLimits).rateLimit, {
+    enabled: true,
+    limited: { general: 2, login: 1, connections: 1 },
+    clients: { capacity: 1024, evictions: 0, overflows: 0, stolenLocks: 0 },
+  });
+  const { types, samples } = parseExposition(renderMetrics(withLimits));
+  const value = (name: string, labels: Record<string, string> = {}) =>
+    samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+  assert.equal(types.get('quiclb_rate_limited_total'), 'counter');
+  assert.equal(value('quiclb_rate_limited_total', { reason: 'general' }), 2);
+  assert.equal(value('quiclb_rate_limited_total', { reason: 'login' }), 1);
+  assert.equal(value('quiclb_rate_limited_total', { reason: 'connections' }), 1);
+  assert.equal(value('quiclb_rate_limit_enabled'), 1);
+  assert.equal(value('quiclb_rate_limit_clients_recycled_total'), 0);
+  assert.equal(value('quiclb_rate_limit_untracked_total'), 0);
 });
 
 test('label escaping', () => {

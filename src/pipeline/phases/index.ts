@@ -5,11 +5,13 @@ import type { SharedState } from '../../shared/state.ts';
 import type { Balancer } from '../../balancer/balancer.ts';
 import type { Forwarder } from '../../proxy/forward.ts';
 import type { AdminContext } from '../../admin/routes.ts';
+import type { RateLimiter } from '../../ratelimit/limiter.ts';
 import type { Phase } from '../phase.ts';
 import { countPhase } from './count.ts';
 import { adminPhase } from './admin.ts';
 import { redirectPhase } from './redirect.ts';
 import { validatePhase } from './validate.ts';
+import { limitsPhase } from './limits.ts';
 import { bodyLimitPhase } from './body-limit.ts';
 import { affinityPhase } from './affinity.ts';
 import { altSvcPhase } from './alt-svc.ts';
@@ -24,6 +26,7 @@ export interface PhaseDeps {
   balancer: Balancer;
   forwarder: Forwarder;
   admin: AdminContext;
+  limiter: RateLimiter;
   logger: Logger;
 }
 
@@ -33,6 +36,7 @@ export function buildPhases(d: PhaseDeps): Phase[] {
     adminPhase(d.admin), // /health /stats /metrics /api/test
     redirectPhase(d.config), // plain HTTP -> HTTPS
     validatePhase(d.config), // 400/405/417 for what cannot be forwarded
+    limitsPhase(d.config, d.limiter, d.logger), // 429 + Retry-After per client (rateLimit)
     bodyLimitPhase(d.config), // 413
     affinityPhase(d.balancer, d.config.loadBalancer.sessionPersistence), // response: Moodle session + affinity cookie
     altSvcPhase(d.config), // response: Alt-Svc h3
