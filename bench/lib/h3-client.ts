@@ -92,6 +92,8 @@ export interface H3Stream {
 export interface H3Response {
   status: number;
   headers: Array<[string, string]>;
+  /** Statuses of the interim (1xx) responses before the final one, in order. */
+  interim: number[];
   bytes: number;
   body?: Buffer;
 }
@@ -109,6 +111,7 @@ interface PendingRequest {
   reader: FrameReader;
   status: number;
   headers: Array<[string, string]>;
+  interim: number[];
   bytes: number;
   chunks: Buffer[] | undefined;
   /** Bytes not yet accepted by quiche (flow control), sent when the stream becomes writable. */
@@ -284,6 +287,7 @@ export class H3Connection {
           reader: new FrameReader(MAX_FIELD_SECTION),
           status: 0,
           headers: [],
+          interim: [],
           bytes: 0,
           chunks: opts.collectBody ? [] : undefined,
           out,
@@ -454,7 +458,7 @@ export class H3Connection {
           if (status && Number(status[1]) >= 200) {
             req.status = Number(status[1]);
             req.headers = fields;
-          }
+          } else if (status) req.interim.push(Number(status[1]));
         } else if (f.kind === 'data') {
           req.bytes += f.payload.length;
           if (req.chunks) req.chunks.push(Buffer.from(f.payload));
@@ -533,7 +537,7 @@ export class H3Connection {
       req.reject(err);
       return;
     }
-    req.resolve({ status: req.status, headers: req.headers, bytes: req.bytes, body: req.chunks ? Buffer.concat(req.chunks) : undefined });
+    req.resolve({ status: req.status, headers: req.headers, interim: req.interim, bytes: req.bytes, body: req.chunks ? Buffer.concat(req.chunks) : undefined });
   }
 
   private flush(): void {

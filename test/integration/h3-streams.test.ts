@@ -307,6 +307,22 @@ test('repeated single-value response fields are sent once on HTTP/3 (the first w
   }
 });
 
+test('HEAD responses carry no body bytes; inform() sends an interim 103 before the final response', async () => {
+  const c = await connect();
+  try {
+    const head = await c.request({ method: 'HEAD', path: '/?bytes=5000', timeoutMs: 3000 });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.find(([n]) => n === 'content-length')?.[1], '5000');
+    assert.equal(head.bytes, 0);
+    const hints = await c.request({ path: '/early-hints', timeoutMs: 3000, collectBody: true });
+    assert.deepEqual(hints.interim, [103]);
+    assert.equal(hints.status, 200);
+    assert.equal(hints.body?.toString(), 'after hints\n');
+  } finally {
+    c.close();
+  }
+});
+
 test('respond() with an impossible status does not throw: the stream is reset instead', async () => {
   const c = await connect();
   try {

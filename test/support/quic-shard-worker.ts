@@ -8,7 +8,8 @@
 // 'abort' (onClientAbort), 'body-end' / 'body-error' (with the bytes read); `?tag=T` on a `?bytes=N` answer
 // reports 'abort' too; `/slow-read?tag=T&ms=M` reads its body only after M ms, then answers; `/throw`
 // throws from the handler; `/dup` answers with repeated single-value fields; `/bad-status` calls
-// respond() with an impossible status and reports whether it threw; `/echo-head` answers the request's
+// respond() with an impossible status and reports whether it threw; `/early-hints` sends a 103 first;
+// `/echo-head` answers the request's
 // method, authority, path and headers as JSON. {type: 'test:counts'} answers the endpoint's per-stream
 // state sizes.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -94,6 +95,11 @@ function handle(shard: number, req: FrontRequest, res: FrontResponse): void {
       } catch (err) {
         report('respond-threw', tag, { message: (err as Error).message });
       }
+      return;
+    case '/early-hints':
+      req.body?.resume();
+      res.inform(103, [['link', '</style.css>; rel=preload; as=style']]);
+      res.respond(200, [['content-type', 'text/plain']]).end(Buffer.from('after hints\n'));
       return;
     case '/echo-head':
       req.body?.resume();
