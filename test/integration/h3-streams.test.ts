@@ -135,6 +135,11 @@ test('a reset while the body is paused by backpressure still errors the body at 
     s.reset();
     // The handler only reads after 3 read timeouts; the abort must not wait for it.
     await waitEvent('slow2', 'abort', 1000);
+    // Its body had no 'error' listener yet: the abort must not crash the shard with an unhandled 'error'.
+    await sleep(100);
+    const other = await connect();
+    assert.equal((await other.request({ path: '/after', timeoutMs: 3000 })).status, 200);
+    other.close();
   } finally {
     c.close();
   }
