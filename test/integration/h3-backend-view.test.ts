@@ -115,6 +115,7 @@ test('malformed HTTP/3 requests are stream errors that never reach the backend, 
 });
 
 async function uploadThenAbort(how: 'reset' | 'close', tag: string): Promise<RecordedRequest> {
+  const errorsBefore = (await backendStats()).errors;
   const c = await connect();
   let s: H3Stream;
   try {
@@ -129,6 +130,11 @@ async function uploadThenAbort(how: 'reset' | 'close', tag: string): Promise<Rec
   }
   const conn = backend.connections.find((k) => k.requests.some((r) => r.path === `/upload-${tag}`))!;
   await backend.waitFor(() => conn.ended !== null, 5000, `the backend connection of ${tag} to end`);
+  // A client that gives up is not the backend failing.
+  await sleep(100);
+  const st = await backendStats();
+  assert.equal(st.healthy, true);
+  assert.equal(st.errors, errorsBefore, 'no backend error counted');
   return conn.requests.find((r) => r.path === `/upload-${tag}`)!;
 }
 
