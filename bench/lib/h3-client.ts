@@ -7,12 +7,12 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig, type QuicheConnection } from '../../src/quic/quiche.ts';
-import { quicErrorCode } from '../../src/quic/errors.ts';
+import { quicErrorCode, toQuicError } from '../../src/quic/errors.ts';
 import { FrameReader, encodeDataFrameHeader, encodeHeadersFrame, encodeSettingsFrame } from '../../src/http3/frames.ts';
 import { encodeFieldSection } from '../../src/http3/qpack/encoder.ts';
 import { QpackDecoder } from '../../src/http3/qpack/decoder.ts';
 import { SETTINGS_MAX_FIELD_SECTION_SIZE, SETTINGS_QPACK_BLOCKED_STREAMS, SETTINGS_QPACK_MAX_TABLE_CAPACITY } from '../../src/http3/settings.ts';
-import { H3_NO_ERROR } from '../../src/http3/errors.ts';
+import { H3_NO_ERROR, H3_REQUEST_CANCELLED } from '../../src/http3/errors.ts';
 import { VARINT_NEED_MORE, readVarint, varintLength } from '../../src/http3/varint.ts';
 
 export type H3ClientErrorCode =
@@ -25,10 +25,13 @@ export type H3ClientErrorCode =
 
 export class H3ClientError extends Error {
   readonly code: H3ClientErrorCode;
-  constructor(code: H3ClientErrorCode, message: string) {
+  /** The peer's application error code: of RESET_STREAM for H3C_STREAM_RESET, of CONNECTION_CLOSE for H3C_CLOSED. */
+  readonly appCode: number | undefined;
+  constructor(code: H3ClientErrorCode, message: string, appCode?: number) {
     super(message);
     this.name = 'H3ClientError';
     this.code = code;
+    this.appCode = appCode;
   }
 }
 
@@ -40,6 +43,11 @@ export interface H3ConnectOptions {
   connectTimeoutMs?: number;
   /** quiche's max_udp_payload_size (RFC 9000 §18.2); default 1350 as quiclb. */
   maxUdpPayloadSize?: number;
+  /**
+   * Response bytes the server may send on one stream before we read them (initial_max_stream_data_bidi_local);
+   * default 4 MiB. Tests that stop reading use a small one so the server's stream blocks soon.
+   */
+  streamWindow?: number;
 }
 
 export interface H3RequestOptions {
@@ -52,11 +60,40 @@ export interface H3RequestOptions {
   /** Keep the body bytes (default false: only count them, as the load generator does). */
   collectBody?: boolean;
   timeoutMs?: number;
+  /** Exactly these field lines (pseudo-headers included, nothing added, any case): malformed-request tests. */
+  rawFields?: Array<[string, string]>;
+  /** This encoded field section (RFC 9204 §4.5) as the HEADERS payload instead of encoding fields. */
+  fieldSection?: Uint8Array;
+  /** These bytes open the stream instead of HEADERS and `body` (e.g. half a HEADERS frame). */
+  rawStart?: Uint8Array;
+  /** false: the request stream stays open after HEADERS and `body` (continue with H3Stream.send). Default true. */
+  endStream?: boolean;
+  /** Do not read the response until H3Stream.pauseReading(false): quiche's flow control then holds the server. */
+  paused?: boolean;
+}
+
+/** One request stream, for tests that act on it while it runs (send more, reset, stop reading). */
+export interface H3Stream {
+  readonly streamId: number;
+  /** Settles when the response is complete, or rejects (reset, timeout, connection closed). Never unhandled. */
+  readonly response: Promise<H3Response>;
+  /** More request body as one DATA frame; `fin` ends the request. */
+  send(body: Uint8Array, fin?: boolean): void;
+  /** Ends the request (FIN) without more data. */
+  end(): void;
+  /** RESET_STREAM on our sending side (RFC 9000 §3.1): the request is abandoned mid-way. */
+  reset(code?: number): void;
+  /** STOP_SENDING (RFC 9000 §3.5): we do not want the response. */
+  stopSending(code?: number): void;
+  /** Stops or resumes reading the response from quiche. */
+  pauseReading(paused: boolean): void;
 }
 
 export interface H3Response {
   status: number;
   headers: Array<[string, string]>;
+  /** Statuses of the interim (1xx) responses before the final one, in order. */
+  interim: number[];
   bytes: number;
   body?: Buffer;
 }
@@ -74,6 +111,7 @@ interface PendingRequest {
   reader: FrameReader;
   status: number;
   headers: Array<[string, string]>;
+  interim: number[];
   bytes: number;
   chunks: Buffer[] | undefined;
   /** Bytes not yet accepted by quiche (flow control), sent when the stream becomes writable. */
@@ -82,6 +120,7 @@ interface PendingRequest {
   resolve: (r: H3Response) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | undefined;
+  paused: boolean;
 }
 
 interface PeerUniStream {
@@ -92,11 +131,12 @@ interface PeerUniStream {
 /** The binding (the thread-safe copy when there is one), loaded on first use in this thread. */
 const quiche = (): QuicheBinding => loadQuiche();
 
-const configs = new Map<number, QuicheConfig>();
+const configs = new Map<string, QuicheConfig>();
 
-/** One quiche Config per payload size and thread: building one loads BoringSSL state. */
-function clientConfig(maxUdpPayload: number): QuicheConfig {
-  let c = configs.get(maxUdpPayload);
+/** One quiche Config per payload size, window and thread: building one loads BoringSSL state. */
+function clientConfig(maxUdpPayload: number, streamWindow: number): QuicheConfig {
+  const key = `${maxUdpPayload}/${streamWindow}`;
+  let c = configs.get(key);
   if (c) return c;
   c = new (quiche().Config)();
   c.verifyPeer(false);
@@ -105,13 +145,15 @@ function clientConfig(maxUdpPayload: number): QuicheConfig {
   c.setMaxRecvUdpPayloadSize(maxUdpPayload);
   c.setMaxSendUdpPayloadSize(maxUdpPayload);
   c.setInitialMaxData(32 * 1024 * 1024);
-  c.setInitialMaxStreamDataBidiLocal(4 * 1024 * 1024);
+  c.setInitialMaxStreamDataBidiLocal(streamWindow);
+  // quiche grows a stream window as the application reads (autotuning); a test's small window must stay small.
+  if (streamWindow < 4 * 1024 * 1024) c.setMaxStreamWindow(streamWindow);
   c.setInitialMaxStreamDataBidiRemote(1024 * 1024);
   c.setInitialMaxStreamDataUni(1024 * 1024);
   c.setInitialMaxStreamsBidi(0);
   c.setInitialMaxStreamsUni(16);
   c.setDisableActiveMigration(true);
-  configs.set(maxUdpPayload, c);
+  configs.set(key, c);
   return c;
 }
 
@@ -139,14 +181,18 @@ export class H3Connection {
   private onFail: ((e: Error) => void) | undefined;
   /** Why the connection ended, for requests that fail after it. */
   private closeReason = '';
+  /** The server's SETTINGS (identifier -> value) once its control stream delivered them. */
+  peerSettings: Map<number, number> | undefined;
+  /** The CONNECTION_CLOSE that ended the connection, once it did. */
+  closeError: { isApp: boolean; errorCode: number; reason: string; byPeer: boolean } | undefined;
 
-  private constructor(sock: dgram.Socket, local: HostPort, peer: HostPort, servername: string, maxUdpPayload: number) {
+  private constructor(sock: dgram.Socket, local: HostPort, peer: HostPort, servername: string, maxUdpPayload: number, streamWindow: number) {
     this.sock = sock;
     this.local = local;
     this.peer = peer;
     this.authority = `${peer.host}:${peer.port}`;
     this.sendBuf = Buffer.allocUnsafe(maxUdpPayload);
-    this.conn = quiche().Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload));
+    this.conn = quiche().Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload, streamWindow));
     sock.on('message', (msg) => this.onDatagram(msg));
     sock.on('error', (err) => this.fail(new H3ClientError('H3C_CLOSED', `UDP socket error: ${err.message}`)));
   }
@@ -170,7 +216,14 @@ export class H3Connection {
       // the kernel's default then
     }
     const local = { host: '127.0.0.1', port: sock.address().port };
-    const h = new H3Connection(sock, local, { host: opts.host, port: opts.port }, opts.servername ?? 'localhost', opts.maxUdpPayloadSize ?? 1350);
+    const h = new H3Connection(
+      sock,
+      local,
+      { host: opts.host, port: opts.port },
+      opts.servername ?? 'localhost',
+      opts.maxUdpPayloadSize ?? 1350,
+      opts.streamWindow ?? 4 * 1024 * 1024,
+    );
     const timeoutMs = opts.connectTimeoutMs ?? 5000;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => {
@@ -195,37 +248,54 @@ export class H3Connection {
   }
 
   /** Sends one request and resolves with the whole response (status, headers, body length). */
-  request(opts: H3RequestOptions): Promise<H3Response> {
+  async request(opts: H3RequestOptions): Promise<H3Response> {
+    return (await this.openStream(opts)).response;
+  }
+
+  /**
+   * Opens a request stream and sends HEADERS (and `body`), waiting for stream credit if the server's
+   * MAX_STREAMS is used up; resolves once the stream is open.
+   */
+  openStream(opts: H3RequestOptions): Promise<H3Stream> {
     if (this.closed) return Promise.reject(new H3ClientError('H3C_CLOSED', `connection closed: ${this.closeReason}`));
     if (this.goaway) return Promise.reject(new H3ClientError('H3C_GOAWAY', 'peer sent GOAWAY'));
-    return new Promise<H3Response>((resolve, reject) => {
+    return new Promise<H3Stream>((resolveOpen, rejectOpen) => {
       const start = (): void => {
         if (this.closed) {
-          reject(new H3ClientError('H3C_CLOSED', `connection closed: ${this.closeReason}`));
+          rejectOpen(new H3ClientError('H3C_CLOSED', `connection closed: ${this.closeReason}`));
           return;
         }
         const streamId = this.nextStreamId;
-        const fields: Array<[string, string]> = [
+        const fields: Array<[string, string]> = opts.rawFields ?? [
           [':method', opts.method ?? 'GET'],
           [':scheme', 'https'],
           [':authority', opts.authority ?? this.authority],
           [':path', opts.path],
           ...(opts.headers ?? []),
         ];
-        const out: Uint8Array[] = [encodeHeadersFrame(encodeFieldSection(fields))];
-        if (opts.body && opts.body.length > 0) out.push(encodeDataFrameHeader(opts.body.length), opts.body);
+        const out: Uint8Array[] = opts.rawStart ? [opts.rawStart] : [encodeHeadersFrame(opts.fieldSection ?? encodeFieldSection(fields))];
+        if (!opts.rawStart && opts.body && opts.body.length > 0) out.push(encodeDataFrameHeader(opts.body.length), opts.body);
+        let resolve!: (r: H3Response) => void;
+        let reject!: (e: Error) => void;
+        const response = new Promise<H3Response>((res, rej) => {
+          resolve = res;
+          reject = rej;
+        });
+        response.catch(() => undefined); // a caller that never awaits it gets no unhandled rejection
         const req: PendingRequest = {
           streamId,
           reader: new FrameReader(MAX_FIELD_SECTION),
           status: 0,
           headers: [],
+          interim: [],
           bytes: 0,
           chunks: opts.collectBody ? [] : undefined,
           out,
-          fin: true,
+          fin: opts.endStream !== false,
           resolve,
           reject,
           timer: undefined,
+          paused: opts.paused === true,
         };
         // The first write opens the stream; StreamLimit means the peer's MAX_STREAMS is used up: wait for credit.
         if (!this.writeStream(req, true)) {
@@ -238,9 +308,54 @@ export class H3Connection {
           req.timer = setTimeout(() => this.finishRequest(req, new H3ClientError('H3C_TIMEOUT', `no response in ${opts.timeoutMs} ms`)), opts.timeoutMs);
         }
         this.flush();
+        resolveOpen(this.handle(req, response));
       };
       start();
     });
+  }
+
+  /** Sends bytes on a client unidirectional stream (2 is our control stream; 6, 10, ... are free). */
+  sendUni(streamId: number, data: Uint8Array): void {
+    this.conn.streamSend(streamId, data, false);
+    this.flush();
+  }
+
+  private handle(req: PendingRequest, response: Promise<H3Response>): H3Stream {
+    const shutdown = (direction: number, code: number, why: string): void => {
+      try {
+        this.conn.streamShutdown(req.streamId, direction, code);
+      } catch {
+        // already finished in that direction
+      }
+      req.out = [];
+      this.finishRequest(req, new H3ClientError('H3C_STREAM_RESET', why));
+      this.flush();
+    };
+    return {
+      streamId: req.streamId,
+      response,
+      send: (body, fin = false) => {
+        req.out.push(encodeDataFrameHeader(body.length), body);
+        req.fin = fin;
+        this.writeStream(req, false);
+        this.flush();
+      },
+      end: () => {
+        req.fin = true;
+        if (req.out.length === 0) req.out.push(new Uint8Array(0));
+        this.writeStream(req, false);
+        this.flush();
+      },
+      reset: (code = H3_REQUEST_CANCELLED) => shutdown(1, code, `stream ${req.streamId} reset by the client`),
+      stopSending: (code = H3_REQUEST_CANCELLED) => shutdown(0, code, `stream ${req.streamId} stopped by the client`),
+      pauseReading: (paused) => {
+        req.paused = paused;
+        if (!paused) {
+          this.readStreams();
+          this.flush();
+        }
+      },
+    };
   }
 
   /** Closes with H3_NO_ERROR (RFC 9114 §5.2) without waiting for the draining period. */
@@ -308,13 +423,15 @@ export class H3Connection {
 
   private readStreams(): void {
     for (const id of this.conn.readable()) {
+      if (this.requests.get(id)?.paused) continue;
       for (;;) {
         let r: [number, boolean] | null;
         try {
           r = this.conn.streamRecv(id, this.recvBuf);
         } catch (err) {
           const req = this.requests.get(id);
-          if (req) this.finishRequest(req, new H3ClientError('H3C_STREAM_RESET', `stream ${id}: ${quicErrorCode(err)}`));
+          const e = toQuicError(err);
+          if (req) this.finishRequest(req, new H3ClientError('H3C_STREAM_RESET', `stream ${id}: ${e.code} (0x${(e.value ?? 0).toString(16)})`, e.value));
           break;
         }
         if (r === null) break;
@@ -341,7 +458,7 @@ export class H3Connection {
           if (status && Number(status[1]) >= 200) {
             req.status = Number(status[1]);
             req.headers = fields;
-          }
+          } else if (status) req.interim.push(Number(status[1]));
         } else if (f.kind === 'data') {
           req.bytes += f.payload.length;
           if (req.chunks) req.chunks.push(Buffer.from(f.payload));
@@ -372,6 +489,7 @@ export class H3Connection {
       for (let f = s.reader.next(); f !== null; f = s.reader.next()) {
         // RFC 9114 §5.2: no new requests after GOAWAY; those in flight finish.
         if (f.kind === 'goaway') this.goaway = true;
+        else if (f.kind === 'settings') this.peerSettings = new Map(f.settings);
       }
     } else if (s.type === UNI_QPACK_ENCODER) {
       this.decoder.feedEncoderStream(data);
@@ -419,7 +537,7 @@ export class H3Connection {
       req.reject(err);
       return;
     }
-    req.resolve({ status: req.status, headers: req.headers, bytes: req.bytes, body: req.chunks ? Buffer.concat(req.chunks) : undefined });
+    req.resolve({ status: req.status, headers: req.headers, interim: req.interim, bytes: req.bytes, body: req.chunks ? Buffer.concat(req.chunks) : undefined });
   }
 
   private flush(): void {
@@ -461,9 +579,11 @@ export class H3Connection {
   };
 
   private onConnectionClosed(): void {
-    const e = this.conn.peerError() ?? this.conn.localError();
+    const peer = this.conn.peerError();
+    const e = peer ?? this.conn.localError();
+    if (e) this.closeError = { isApp: e.isApp, errorCode: e.errorCode, reason: Buffer.from(e.reason).toString(), byPeer: peer !== null };
     const why = this.conn.isTimedOut() ? 'idle timeout' : e ? `${e.isApp ? 'application' : 'transport'} error 0x${e.errorCode.toString(16)} ${Buffer.from(e.reason).toString()}` : 'closed';
-    this.fail(new H3ClientError('H3C_CLOSED', `connection closed: ${why}`));
+    this.fail(new H3ClientError('H3C_CLOSED', `connection closed: ${why}`, e?.isApp ? e.errorCode : undefined));
   }
 
   private fail(err: Error): void {

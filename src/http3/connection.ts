@@ -45,6 +45,8 @@ export interface H3ConnectionOptions {
   qpackMaxTableCapacity?: number;
   /** Default 16 (SETTINGS_QPACK_BLOCKED_STREAMS). */
   qpackBlockedStreams?: number;
+  /** Most field lines in one request header section (default: only the size limit applies). */
+  maxFieldLines?: number;
 }
 
 export interface H3Events {
@@ -53,8 +55,12 @@ export interface H3Events {
   /** Request body bytes: a view into the buffer given to receive(), valid during the call (copy to keep it). */
   onData(streamId: number, chunk: Uint8Array): void;
   onEnd(streamId: number, trailers?: Array<[string, string]>): void;
-  /** The caller resets the stream with `code` (RESET_STREAM + STOP_SENDING; STOP_SENDING only for a uni stream). */
-  onStreamError(streamId: number, code: number, reason: string): void;
+  /**
+   * The caller resets the stream with `code` (RESET_STREAM + STOP_SENDING; STOP_SENDING only for a uni stream).
+   * With `status` (431 for an oversized header section) the caller answers the request with that status
+   * instead of resetting the response, and stops reading the rest of the request with `code`.
+   */
+  onStreamError(streamId: number, code: number, reason: string, status?: number): void;
   /** The caller closes the QUIC connection with this application error code. */
   onConnectionError(code: number, reason: string): void;
   onGoaway?(id: number): void;
@@ -180,7 +186,27 @@ export class H3ServerConnection {
       maxTableCapacity: this.qpackMaxTableCapacity,
       maxBlockedStreams: this.qpackBlockedStreams,
       maxFieldSectionSize: this.maxFieldSectionSize,
+      maxFieldLines: opts.maxFieldLines,
     });
+  }
+
+  /** True while the request stream's header section waits for QPACK inserts (RFC 9204 §2.1.2). */
+  isBlocked(streamId: number): boolean {
+    return this.requests.get(streamId)?.blocked === true;
+  }
+
+  /** True for a request stream this layer has finished with (ended, reset, or failed): later bytes are ignored. */
+  isRequestFinished(streamId: number): boolean {
+    return !this.requests.has(streamId) && this.finishedRequests.has(streamId);
+  }
+
+  /** Sizes of the per-stream tables (tests check that finished streams leave nothing behind). */
+  stateCounts(): Record<string, number> {
+    return {
+      h3RequestStreams: this.requests.size,
+      h3FinishedOutOfOrder: this.finishedRequests.outOfOrderCount,
+      qpackBlockedSections: this.decoder.blockedStreamCount,
+    };
   }
 
   /** True once a connection error was reported; later input is ignored. */
@@ -228,7 +254,7 @@ export class H3ServerConnection {
   streamReset(streamId: number, code: number): void {
     if (this.closed) return;
     if (isClientBidi(streamId)) {
-      if (!this.finishedRequests.has(streamId)) this.finishRequest(streamId, true);
+      if (!this.isRequestFinished(streamId)) this.finishRequest(streamId, true);
     } else if (isClientUni(streamId)) {
       if (streamId === this.peerControlId || streamId === this.peerEncoderId || streamId === this.peerDecoderId) {
         this.closeConnection(H3_CLOSED_CRITICAL_STREAM, `critical stream ${streamId} reset (code 0x${code.toString(16)})`);
@@ -281,9 +307,9 @@ export class H3ServerConnection {
   // ---- request streams ----
 
   private receiveRequest(id: number, data: Uint8Array, fin: boolean): void {
-    if (this.finishedRequests.has(id)) return;
     let st = this.requests.get(id);
     if (st === undefined) {
+      if (this.finishedRequests.has(id)) return;
       if (this.goawayId !== -1 && id >= this.goawayId) {
         this.stats.rejectedAfterGoaway++;
         this.finishedRequests.add(id);
@@ -543,13 +569,13 @@ export class H3ServerConnection {
     }
     this.stats.streamErrors++;
     if (isClientBidi(streamId)) {
-      if (this.finishedRequests.has(streamId)) return;
+      if (this.isRequestFinished(streamId)) return;
       this.finishRequest(streamId, true);
     } else {
       this.unis.delete(streamId);
       this.finishedUnis.add(streamId);
     }
-    this.events.onStreamError(streamId, err.code, err.message);
+    this.events.onStreamError(streamId, err.code, err.message, err.status);
   }
 
   private closeConnection(code: number, reason: string): void {

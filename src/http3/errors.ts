@@ -62,13 +62,19 @@ export class H3Error extends Error {
   readonly scope: H3ErrorScope;
   /** Stable string form of `code`, e.g. 'H3_FRAME_ERROR' (checked by code, not instanceof, across threads). */
   readonly codeName: string;
+  /**
+   * For a stream error on a request: the HTTP status the server answers with instead of resetting the
+   * response (431 for an oversized header section, RFC 6585 §5); undefined: reset with `code`.
+   */
+  readonly status: number | undefined;
 
-  constructor(code: number, scope: H3ErrorScope, message: string) {
+  constructor(code: number, scope: H3ErrorScope, message: string, status?: number) {
     super(message);
     this.name = 'H3Error';
     this.code = code;
     this.scope = scope;
     this.codeName = h3ErrorName(code);
+    this.status = status;
   }
 }
 
@@ -80,4 +86,12 @@ export function connectionError(code: number, message: string): H3Error {
 /** Shorthand for a violation confined to one request stream. */
 export function streamError(code: number, message: string): H3Error {
   return new H3Error(code, 'stream', message);
+}
+
+/**
+ * A request header section larger than we accept (RFC 9114 §4.2.2): the request is refused with 431
+ * before anything past the HTTP/3 layer sees it; the read side is stopped with H3_MESSAGE_ERROR.
+ */
+export function fieldSectionTooLarge(message: string): H3Error {
+  return new H3Error(H3_MESSAGE_ERROR, 'stream', message, 431);
 }

@@ -1,5 +1,13 @@
 // Validation of decoded request header and trailer sections (RFC 9114 §4.1.2 malformed messages, §4.2 field
-// rules, §4.3.1 request pseudo-headers, §4.4 CONNECT). Every violation is a stream error of type H3_MESSAGE_ERROR.
+// rules, §4.3.1 request pseudo-headers, §4.4 CONNECT). Every violation is a stream error of type H3_MESSAGE_ERROR:
+// RFC 9114 §4.1.2 makes that the required answer (a 400 first is optional), and an intermediary must not
+// forward a malformed request, so none of these reaches the pipeline or a backend.
+//
+// Stricter than the minimum of RFC 9114 §4.2 where forwarding would fail later (RFC 9110 §5.5 lets a
+// recipient reject what it cannot forward): field values with any control character other than HTAB,
+// a :path outside visible ASCII (RFC 3986 has no raw spaces, controls or octets above 0x7e), an
+// :authority or Host that is not a host[:port] (no userinfo, RFC 9114 §4.3.1), and a :scheme other
+// than http or https (the only ones quiclb serves).
 
 import { H3_MESSAGE_ERROR, type H3Error, streamError } from './errors.ts';
 import type { FieldList } from './qpack/decoder.ts';
@@ -33,7 +41,10 @@ function isToken(s: string, table: Uint8Array): boolean {
   return true;
 }
 
-/** RFC 9114 §4.1.2 / RFC 9110 §5.5: no NUL, CR or LF; no leading or trailing SP/HTAB. */
+/**
+ * RFC 9114 §4.2: no NUL, CR or LF, no leading or trailing SP/HTAB; RFC 9110 §5.5: no other control
+ * characters either (an HTTP/1.1 backend request could not carry them).
+ */
 function isValidValue(v: string): boolean {
   const n = v.length;
   if (n === 0) return true;
@@ -43,9 +54,27 @@ function isValidValue(v: string): boolean {
   if (c === 0x20 || c === 0x09) return false;
   for (let i = 0; i < n; i++) {
     c = v.charCodeAt(i);
-    if (c === 0 || c === 0x0a || c === 0x0d) return false;
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
   }
   return true;
+}
+
+/** A request target in origin form (or "*"): visible ASCII only (RFC 3986 §2; RFC 9112 §3.2). */
+function isValidPath(p: string): boolean {
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+// RFC 3986 §3.2.2 host (reg-name, IPv4, IP-literal in brackets) and §3.2.3 port: unreserved, pct-encoded,
+// sub-delims, ':' and brackets. No '@': userinfo is not allowed in :authority (RFC 9114 §4.3.1).
+const AUTHORITY_CHAR = new Uint8Array(128);
+for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=:[]") AUTHORITY_CHAR[ch.charCodeAt(0)] = 1;
+
+function isValidAuthority(a: string): boolean {
+  return isToken(a, AUTHORITY_CHAR);
 }
 
 /** RFC 9114 §4.2: connection-specific fields are malformed in HTTP/3 (te is allowed only as "trailers"). */
@@ -134,18 +163,17 @@ export function validateRequestHeaders(fields: FieldList): RequestInfo {
     return { method, contentLength };
   }
   if (scheme === null) throw malformed('missing :scheme');
-  if (scheme.length === 0) throw malformed('empty :scheme');
+  if (scheme !== 'https' && scheme !== 'http') throw malformed(`:scheme ${JSON.stringify(scheme)} is not served here`);
   if (path === null) throw malformed('missing :path');
   if (path.length === 0) throw malformed('empty :path');
   // :path is origin-form, or "*" for OPTIONS (RFC 9114 §4.3.1).
   if (path.charCodeAt(0) !== 0x2f && !(path === '*' && method === 'OPTIONS')) throw malformed('invalid :path');
-  if (scheme === 'http' || scheme === 'https') {
-    // §4.3.1: these schemes need an authority, from :authority or Host, non-empty and equal when both present.
-    if (authority === null && host === null) throw malformed('missing :authority and host');
-    if (authority !== null && authority.length === 0) throw malformed('empty :authority');
-    if (host !== null && host.length === 0) throw malformed('empty host');
-    if (authority !== null && host !== null && authority !== host) throw malformed(':authority and host differ');
-  }
+  if (!isValidPath(path)) throw malformed(':path with a space, a control character or a non-ASCII octet');
+  // §4.3.1: http and https need an authority, from :authority or Host, non-empty and equal when both present.
+  if (authority === null && host === null) throw malformed('missing :authority and host');
+  if (authority !== null && !isValidAuthority(authority)) throw malformed('invalid :authority');
+  if (host !== null && !isValidAuthority(host)) throw malformed('invalid host');
+  if (authority !== null && host !== null && authority !== host) throw malformed(':authority and host differ');
   return { method, contentLength };
 }
 

@@ -8,12 +8,16 @@ import type { HeapEntry } from './timer-heap.ts';
 export interface QuicApp {
   /** After packets arrived, a timer fired or the app asked to be woken: read streams, continue writes. */
   service(): void;
+  /** Periodic check (QuicEndpoint's sweep timer): timeouts and anything else that needs the clock. */
+  sweep(now: number): void;
   /** Graceful shutdown: stop taking new requests (HTTP/3 GOAWAY, RFC 9114 §5.2). */
   goaway(): void;
   /** The connection is gone: abort whatever is still open. */
   closed(): void;
   /** Requests whose response has not finished (a draining shard closes connections at 0). */
   inFlight(): number;
+  /** Sizes of every per-stream table this connection keeps (tests check that nothing is left behind). */
+  stateCounts(): Record<string, number>;
 }
 
 export class QuicConn implements HeapEntry {

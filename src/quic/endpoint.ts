@@ -7,9 +7,10 @@
 import type { Logger } from 'pino';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
-import type { RequestHandler } from '../proxy/types.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
 import type { ConnectionLease } from '../ratelimit/connection-lease.ts';
+import { frontendLimits, type FrontendLimits } from '../config/limits.ts';
+import type { RequestHandler } from '../shared/http-types.ts';
 import {
   SharedState,
   S_CONNECTIONS,
@@ -35,6 +36,7 @@ import { QuicConn } from './connection.ts';
 import { toQuicError } from './errors.ts';
 import { H3Frontend } from './h3-frontend.ts';
 import { RecentRefusals } from './recent-refusals.ts';
+import { AddressResetLimiter, type ClientResetLimiter } from './reset-limiter.ts';
 
 /** Spare CIDs issued per connection beyond the peer's limit are pointless; this caps a loop on a bad peer. */
 const MAX_CID_ISSUE_PER_FLUSH = 8;
@@ -44,6 +46,12 @@ const H3_NO_ERROR = 0x100;
 /** RFC 9000 §20.1: the server refuses to accept a new connection. */
 const CONNECTION_REFUSED = 0x02;
 const REFUSED_REASON = Buffer.from('too many connections from your address');
+/**
+ * Default per-address reset budget, in connections' worth (FrontendLimits.maxResetsPerWindow each): a
+ * client that resets requests on one connection after another is cut off at this, while many users behind
+ * one NAT address (a campus) who each cancel a few requests are not.
+ */
+const ADDRESS_RESET_CONNECTIONS = 4;
 
 export interface QuicEndpointOptions {
   shard: number;
@@ -60,6 +68,13 @@ export interface QuicEndpointOptions {
   ticketKey?: Uint8Array;
   /** rateLimit.maxConnectionsPerClient (shared with TCP and every shard); absent: not limited (test harnesses). */
   limiter?: RateLimiter;
+  /** Default: frontendLimits(config). */
+  limits?: FrontendLimits;
+  /**
+   * Per-client-address reset budget. Default: a table of this shard,
+   * ADDRESS_RESET_CONNECTIONS x maxResetsPerWindow per resetWindowMs.
+   */
+  resetLimiter?: ClientResetLimiter;
 }
 
 export class QuicEndpoint {
@@ -79,6 +94,9 @@ export class QuicEndpoint {
   /** Bounds the HMACs a flood of unknown CIDs costs this shard; the primary's limit is the global one. */
   private readonly resetLimit = new ResetRateLimit(SHARD_RESET_RATE, SHARD_RESET_BURST);
   private readonly stopBudget: number;
+  private readonly limits: FrontendLimits;
+  private readonly resetLimiter: ClientResetLimiter;
+  private readonly sweepTimer: NodeJS.Timeout;
   /** Every CID (hex) of every connection: ours and, until the handshake moves on, the client's Initial DCID. */
   private readonly byCid = new Map<string, QuicConn>();
   private readonly live = new Set<QuicConn>();
@@ -112,6 +130,14 @@ export class QuicEndpoint {
     const q = opts.config.quic;
     this.stopBudget = Math.max(1, Math.floor(q.initialMaxData / (2 * Math.max(1, q.initialMaxStreamData))));
     this.localPort = opts.config.server.httpsPort;
+    this.limits = opts.limits ?? frontendLimits(opts.config);
+    this.resetLimiter =
+      opts.resetLimiter ?? new AddressResetLimiter(ADDRESS_RESET_CONNECTIONS * this.limits.maxResetsPerWindow, this.limits.resetWindowMs);
+    // Read and write timeouts are checked on one timer for all connections, a quarter of the shortest
+    // timeout apart (at most 1 s, at least 25 ms): a timeout fires between 1 and 1.25 times its value.
+    const shortest = Math.min(this.limits.readTimeoutMs || Infinity, this.limits.writeTimeoutMs || Infinity);
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(25, Math.min(1000, Math.floor(shortest / 4))));
+    this.sweepTimer.unref();
     this.timers = new TimerDriver<QuicConn>(
       (qc) => this.onTimer(qc),
       () => this.flush(),
@@ -126,6 +152,16 @@ export class QuicEndpoint {
 
   connectionCount(): number {
     return this.live.size;
+  }
+
+  /** Per-stream state summed over every connection of this shard, plus the connection count. */
+  stateCounts(): Record<string, number> {
+    const out: Record<string, number> = { connections: this.live.size };
+    for (const qc of this.live) {
+      const c = qc.app?.stateCounts() ?? {};
+      for (const k in c) out[k] = (out[k] ?? 0) + c[k];
+    }
+    return out;
   }
 
   goaway(): void {
@@ -168,6 +204,20 @@ export class QuicEndpoint {
     this.flush();
     for (const qc of [...this.live]) this.forget(qc);
     this.timers.stop();
+    clearInterval(this.sweepTimer);
+  }
+
+  /** Timeouts of every connection; one that acts wakes itself (touched + flush on the next turn). */
+  private sweep(): void {
+    const now = performance.now();
+    for (const qc of this.live) {
+      if (qc.app === undefined) continue;
+      try {
+        qc.app.sweep(now);
+      } catch (err) {
+        this.logger.error({ err, conn: qc.key }, 'HTTP/3 sweep failed');
+      }
+    }
   }
 
   // ---- receive -------------------------------------------------------------------------------
@@ -345,6 +395,9 @@ export class QuicEndpoint {
       if (qc.gone) continue;
       this.service(qc);
       this.drainSend(qc);
+      // Closed by the peer (CONNECTION_CLOSE) or by us: nothing more can be sent or received, so the
+      // requests on it end now rather than after the draining period (RFC 9000 §10.2).
+      if (qc.app !== undefined && (qc.conn.isDraining() || qc.conn.isClosed())) this.closeApp(qc);
       if (qc.conn.isClosed()) {
         this.forget(qc);
         continue;
@@ -372,6 +425,8 @@ export class QuicEndpoint {
           onRequest: this.onRequest,
           wake: () => this.wake(qc),
           stopBudget: this.stopBudget,
+          limits: this.limits,
+          resetLimiter: this.resetLimiter,
         });
         if (this.draining) qc.app.goaway();
       }
@@ -530,6 +585,10 @@ export class QuicEndpoint {
     this.state.addShardGauge(this.shard, S_CONNECTIONS, -1);
     this.leases.get(qc)?.release();
     this.leases.delete(qc);
+    this.closeApp(qc);
+  }
+
+  private closeApp(qc: QuicConn): void {
     try {
       qc.app?.closed();
     } catch (err) {

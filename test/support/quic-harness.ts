@@ -67,6 +67,10 @@ export interface QuicHarness {
   killShard(index: number): Promise<void>;
   /** Starts a fresh thread for a killed shard (as the supervisor's restart would); resolves when it is ready. */
   restartShard(index: number): Promise<void>;
+  /** Every message a shard posted that was not QUIC traffic (test workers report events this way), with its shard. */
+  messages: Array<{ shard: number; msg: any }>;
+  /** Posts `msg` to a shard and resolves with its first later message of type `replyType`. */
+  ask(shard: number, msg: unknown, replyType: string, timeoutMs?: number): Promise<any>;
   close(): Promise<void>;
 }
 
@@ -81,6 +85,8 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
   const resetKey = opts.resetKey ?? randomBytes(32);
   const logger = pino({ level: logLevel }, pino.destination({ dest: 2, sync: true }));
   const workers: Array<Worker | undefined> = new Array(count).fill(undefined);
+  const messages: Array<{ shard: number; msg: any }> = [];
+  const listeners = new Set<(shard: number, msg: any) => void>();
   const ready: boolean[] = new Array(count).fill(false);
   const shards: ShardPort[] = Array.from({ length: count }, (_, index) => ({
     index,
@@ -107,9 +113,13 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
           resolve();
           return;
         }
-        router.onShardMessage(index, msg);
+        if (router.onShardMessage(index, msg)) return;
+        messages.push({ shard: index, msg });
+        for (const l of listeners) l(index, msg);
       });
       w.once('error', reject);
+      // A shard that dies mid-test would otherwise only show up as handshakes timing out.
+      w.on('error', (err) => process.stderr.write(`quic-harness: shard ${index} died: ${err.stack ?? err}\n`));
       w.once('exit', () => {
         ready[index] = false;
         workers[index] = undefined;
@@ -138,6 +148,22 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
     resetKey,
     killShard,
     restartShard: (index: number) => startOne(index),
+    messages,
+    ask: (shard, msg, replyType, timeoutMs = 5000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          listeners.delete(l);
+          reject(new Error(`shard ${shard} did not answer ${replyType} in ${timeoutMs} ms`));
+        }, timeoutMs);
+        const l = (from: number, m: any): void => {
+          if (from !== shard || m?.type !== replyType) return;
+          listeners.delete(l);
+          clearTimeout(timer);
+          resolve(m);
+        };
+        listeners.add(l);
+        workers[shard]?.postMessage(msg);
+      }),
     close: async () => {
       await Promise.all(workers.map((w) => w?.terminate()));
       await router.close();

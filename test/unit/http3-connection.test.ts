@@ -37,6 +37,7 @@ type Event =
   | ['data', number, string]
   | ['end', number, Fields | undefined]
   | ['streamError', number, number]
+  | ['streamError', number, number, number]
   | ['connectionError', number]
   | ['goaway', number];
 
@@ -55,8 +56,8 @@ class Recorder implements H3Events {
   onEnd(streamId: number, trailers?: Fields): void {
     this.events.push(['end', streamId, trailers]);
   }
-  onStreamError(streamId: number, code: number): void {
-    this.events.push(['streamError', streamId, code]);
+  onStreamError(streamId: number, code: number, _reason: string, status?: number): void {
+    this.events.push(status === undefined ? ['streamError', streamId, code] : ['streamError', streamId, code, status]);
   }
   onConnectionError(code: number): void {
     this.events.push(['connectionError', code]);
@@ -515,11 +516,11 @@ describe('H3ServerConnection: request stream rules', () => {
     assert.equal(s.rec.events.length, 2, 'a failed stream is ignored afterwards');
   });
 
-  it('enforces the header list size (name + value + 32 per field)', () => {
+  it('enforces the header list size (name + value + 32 per field): a stream error answered with 431', () => {
     const { conn, rec } = setup({ maxFieldSectionSize: 400 });
     const big: Fields = [...GET, ['x-big', 'a'.repeat(300)]];
     conn.receive(0, headers(big), true);
-    assert.deepEqual(rec.events, [['streamError', 0, H3_MESSAGE_ERROR]]);
+    assert.deepEqual(rec.events, [['streamError', 0, H3_MESSAGE_ERROR, 431]]);
     conn.receive(4, headers(GET), true);
     assert.deepEqual(rec.events.at(-1), ['end', 4, undefined]);
   });
@@ -558,6 +559,27 @@ describe('H3ServerConnection: request stream rules', () => {
       ['conflicting content-length', base([['content-length', '1'], ['content-length', '2']])],
       ['CONNECT with :path', [[':method', 'CONNECT'], [':authority', 'a:443'], [':path', '/']]],
       ['CONNECT without :authority', [[':method', 'CONNECT']]],
+      // Stricter than RFC 9114 §4.2 where forwarding would fail later (RFC 9110 §5.5, RFC 3986).
+      ['control character in a value', base([['x-a', 'a\u0001b']])],
+      ['DEL in a value', base([['x-a', 'a\u007fb']])],
+      ['space in :path', GET.map(([n, v]) => [n, n === ':path' ? '/a b' : v] as [string, string])],
+      ['request line smuggled in :path', GET.map(([n, v]) => [n, n === ':path' ? '/a HTTP/1.1\r\nX: y' : v] as [string, string])],
+      ['tab in :path', GET.map(([n, v]) => [n, n === ':path' ? '/a\tb' : v] as [string, string])],
+      ['control character in :path', GET.map(([n, v]) => [n, n === ':path' ? '/a\u0001' : v] as [string, string])],
+      ['DEL in :path', GET.map(([n, v]) => [n, n === ':path' ? '/a\u007f' : v] as [string, string])],
+      ['non-ASCII octet in :path', GET.map(([n, v]) => [n, n === ':path' ? '/caf\u00e9' : v] as [string, string])],
+      ['* :path for GET', GET.map(([n, v]) => [n, n === ':path' ? '*' : v] as [string, string])],
+      ['userinfo in :authority', GET.map(([n, v]) => [n, n === ':authority' ? 'user:pw@moodle.example' : v] as [string, string])],
+      ['space in :authority', GET.map(([n, v]) => [n, n === ':authority' ? 'moodle .example' : v] as [string, string])],
+      ['slash in :authority', GET.map(([n, v]) => [n, n === ':authority' ? 'moodle.example/x' : v] as [string, string])],
+      ['empty :authority', GET.map(([n, v]) => [n, n === ':authority' ? '' : v] as [string, string])],
+      ['invalid host without :authority', noPseudo(':authority').concat([['host', 'a b']])],
+      ['empty host', base([['host', '']])],
+      ['duplicate host', noPseudo(':authority').concat([['host', 'moodle.example'], ['host', 'moodle.example']])],
+      ['unknown :scheme', GET.map(([n, v]) => [n, n === ':scheme' ? 'ftp' : v] as [string, string])],
+      ['empty :scheme', GET.map(([n, v]) => [n, n === ':scheme' ? '' : v] as [string, string])],
+      ['empty :method', GET.map(([n, v]) => [n, n === ':method' ? '' : v] as [string, string])],
+      ['method with a space', GET.map(([n, v]) => [n, n === ':method' ? 'G ET' : v] as [string, string])],
     ];
     for (const [why, fields] of malformed) {
       const { conn, rec } = setup();
@@ -576,6 +598,10 @@ describe('H3ServerConnection: request stream rules', () => {
       [[':method', 'OPTIONS'], [':scheme', 'https'], [':authority', 'a'], [':path', '*']],
       [...GET, ['content-length', '0'], ['content-length', '0']],
       [...GET, ['x-empty', ''], ['x-inner', 'a b\tc']],
+      GET.map(([n, v]) => [n, n === ':scheme' ? 'http' : v] as [string, string]),
+      GET.map(([n, v]) => [n, n === ':authority' ? '[2001:db8::1]:9443' : v] as [string, string]),
+      GET.map(([n, v]) => [n, n === ':path' ? "/a%20b/c;d?e=f&g=h+i~j!$'()*,:@" : v] as [string, string]),
+      [...GET, ['x-latin1', 'caf\u00e9']],
     ];
     for (const fields of valid) {
       const { conn, rec } = setup();

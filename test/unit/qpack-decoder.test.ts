@@ -206,5 +206,41 @@ describe('QPACK decoder: malformed input', () => {
     assert.equal(out[0].streamId, 4);
     assert.equal(out[0].headers, null);
     assert.equal(out[0].error?.code, H3_MESSAGE_ERROR);
+    assert.equal(out[0].error?.status, 431);
+  });
+});
+
+describe('QPACK decoder: bounded work for oversized sections (RFC 9114 §4.2.2)', () => {
+  const tooLarge = (e: unknown) => e instanceof H3Error && e.code === H3_MESSAGE_ERROR && e.scope === 'stream' && e.status === 431;
+
+  it('cuts a "QPACK bomb" at the limit: a 3000-byte dynamic entry referenced 10,000 times', () => {
+    const d = decoder(4096, 16, 16384);
+    const value = 'b'.repeat(3000);
+    // Set Dynamic Table Capacity 4096; Insert With Literal Name x-bomb (6) = 3000 bytes (raw).
+    d.feedEncoderStream(Buffer.concat([prefixedInt(4096, 5, 0x20), prefixedInt(6, 5, 0x40), Buffer.from('x-bomb'), prefixedInt(3000, 7, 0), Buffer.from(value)]));
+    // Required Insert Count 1 (encoded 2 for MaxEntries 128), Base 1, then 10,000 references to it (~30 MB decoded).
+    const section = Buffer.concat([bytes('0200'), Buffer.alloc(10_000, 0x80)]);
+    assert.throws(() => d.decodeFieldSection(0, section), tooLarge);
+    // Five lines fit (5 x 3038 = 15190 <= 16384), the sixth is refused: the same section cut short decodes.
+    assert.equal(d.decodeFieldSection(4, Buffer.concat([bytes('0200'), Buffer.alloc(5, 0x80)]))?.length, 5);
+    assert.throws(() => d.decodeFieldSection(8, Buffer.concat([bytes('0200'), Buffer.alloc(6, 0x80)])), tooLarge);
+  });
+
+  it('refuses a string literal longer than the remaining budget before decoding it', () => {
+    const d = decoder(0, 0, 1000);
+    // Literal with literal name 'x' and a raw value whose declared length exceeds the budget: refused on the
+    // length alone, though the section is truncated (decoding would have failed as QPACK_DECOMPRESSION_FAILED).
+    const raw = Buffer.concat([bytes('0000'), bytes('21'), Buffer.from('x'), prefixedInt(5000, 7, 0x00), Buffer.from('abc')]);
+    assert.throws(() => d.decodeFieldSection(0, raw), tooLarge);
+    // A Huffman value of 8000 encoded bytes decodes to at least 8000 * 8 / 30 = 2133 > 1000: refused too.
+    const huff = Buffer.concat([bytes('0000'), bytes('21'), Buffer.from('x'), prefixedInt(8000, 7, 0x80), Buffer.from('abc')]);
+    assert.throws(() => d.decodeFieldSection(0, huff), tooLarge);
+  });
+
+  it('limits the number of field lines', () => {
+    const d = new QpackDecoder({ maxTableCapacity: 0, maxBlockedStreams: 0, maxFieldSectionSize: 1 << 20, maxFieldLines: 3 });
+    // Indexed static :method GET (0xd1) three times passes, four times is refused.
+    assert.equal(d.decodeFieldSection(0, bytes('0000 d1d1d1'))?.length, 3);
+    assert.throws(() => d.decodeFieldSection(4, bytes('0000 d1d1d1d1')), tooLarge);
   });
 });

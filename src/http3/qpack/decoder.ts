@@ -4,11 +4,10 @@
 import {
   H3Error,
   H3_INTERNAL_ERROR,
-  H3_MESSAGE_ERROR,
   QPACK_DECOMPRESSION_FAILED,
   QPACK_ENCODER_STREAM_ERROR,
   connectionError,
-  streamError,
+  fieldSectionTooLarge,
 } from '../errors.ts';
 import { DynamicTable, type TableEntry } from './dynamic-table.ts';
 import {
@@ -33,6 +32,8 @@ export interface QpackDecoderOptions {
   maxBlockedStreams: number;
   /** Our SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2 size: name + value + 32 per line). */
   maxFieldSectionSize: number;
+  /** Most field lines in one section (default: no limit beyond the size). */
+  maxFieldLines?: number;
 }
 
 /** A section that was blocked and is now decoded (or failed with a stream-scoped error). */
@@ -63,6 +64,7 @@ export class QpackDecoder {
   private readonly maxEntries: number;
   private readonly maxBlockedStreams: number;
   private readonly maxFieldSectionSize: number;
+  private readonly maxFieldLines: number;
   private readonly blocked = new Map<number, BlockedSection>();
   private encoderLeftover: Uint8Array = EMPTY;
   private knownReceivedCount = 0;
@@ -74,6 +76,7 @@ export class QpackDecoder {
     this.maxEntries = Math.floor(opts.maxTableCapacity / 32);
     this.maxBlockedStreams = opts.maxBlockedStreams;
     this.maxFieldSectionSize = opts.maxFieldSectionSize;
+    this.maxFieldLines = opts.maxFieldLines ?? Infinity;
   }
 
   get blockedStreamCount(): number {
@@ -87,7 +90,9 @@ export class QpackDecoder {
   /**
    * Decodes one encoded field section (a HEADERS payload). Returns the field lines in order, or null when the
    * section waits for inserts (the bytes are copied; the result comes from feedEncoderStream later).
-   * Throws H3Error: connection-scoped for QPACK violations, stream-scoped when the section is too large.
+   * Throws H3Error: connection-scoped for QPACK violations, stream-scoped (status 431) when the section is too
+   * large. The size is checked line by line and each string literal's length before it is decoded, so a
+   * section that references a large dynamic entry many times (a "QPACK bomb") costs at most the limit.
    */
   decodeFieldSection(streamId: number, section: Uint8Array): FieldList | null {
     const c: Cursor = { buf: asBuffer(section), pos: 0, end: section.length };
@@ -211,6 +216,7 @@ export class QpackDecoder {
     const limit = this.maxFieldSectionSize;
     let size = 0;
     while (c.pos < c.end) {
+      if (out.length >= this.maxFieldLines) throw fieldSectionTooLarge(`field section has more than ${this.maxFieldLines} lines`);
       const b = c.buf[c.pos];
       let name: string;
       let value: string;
@@ -224,11 +230,11 @@ export class QpackDecoder {
         // Literal Field Line With Name Reference (§4.5.4): 01 N T NameIndex(4+)
         const index = this.readInt(c, 4);
         name = b & 0x10 ? staticEntry(index, QPACK_DECOMPRESSION_FAILED)[0] : this.dynamicEntry(base - 1 - index, ric)[0];
-        value = this.readString(c, 7);
+        value = this.readString(c, 7, limit - size - 32 - name.length);
       } else if (b & 0x20) {
         // Literal Field Line With Literal Name (§4.5.6): 001 N H NameLen(3+)
-        name = this.readString(c, 3);
-        value = this.readString(c, 7);
+        name = this.readString(c, 3, limit - size - 32);
+        value = this.readString(c, 7, limit - size - 32 - name.length);
       } else if (b & 0x10) {
         // Indexed Field Line With Post-Base Index (§4.5.3): 0001 Index(4+)
         const e = this.dynamicEntry(base + this.readInt(c, 4), ric);
@@ -237,12 +243,10 @@ export class QpackDecoder {
       } else {
         // Literal Field Line With Post-Base Name Reference (§4.5.5): 0000 N NameIndex(3+)
         name = this.dynamicEntry(base + this.readInt(c, 3), ric)[0];
-        value = this.readString(c, 7);
+        value = this.readString(c, 7, limit - size - 32 - name.length);
       }
       size += name.length + value.length + 32;
-      if (size > limit) {
-        throw streamError(H3_MESSAGE_ERROR, `field section larger than ${limit} bytes`);
-      }
+      if (size > limit) throw fieldSectionTooLarge(`field section larger than ${limit} bytes`);
       out.push([name, value]);
     }
     return out;
@@ -255,7 +259,18 @@ export class QpackDecoder {
     return v;
   }
 
-  private readString(c: Cursor, prefixBits: number): string {
+  /** A string literal of a field line; `budget` is what the section may still grow by (checked before decoding). */
+  private readString(c: Cursor, prefixBits: number, budget: number): string {
+    if (c.pos < c.end) {
+      const start = c.pos;
+      const huffman = (c.buf[start] & (1 << prefixBits)) !== 0;
+      const len = readPrefixedInt(c, prefixBits);
+      c.pos = start;
+      // Huffman codes are 5 to 30 bits per octet: `len` encoded bytes decode to at least len * 8 / 30.
+      if (len >= 0 && (huffman ? Math.floor((len * 8) / 30) : len) > budget) {
+        throw fieldSectionTooLarge(`field section larger than ${this.maxFieldSectionSize} bytes`);
+      }
+    }
     const s = readStringLiteral(c, prefixBits, c.end - c.pos, QPACK_DECOMPRESSION_FAILED);
     if (typeof s === 'number') throw fail(s === STR_NEED_MORE ? 'truncated string' : 'string length too large');
     return s;
