@@ -23,6 +23,8 @@ export interface FrontendLimits {
    * (HTTP/2 GOAWAY ENHANCE_YOUR_CALM, HTTP/3 H3_EXCESSIVE_LOAD). CVE-2023-44487.
    */
   maxResetsPerWindow: number;
+  /** The same budget per client address, over all its connections on every shard (a campus NAT holds many users). */
+  maxResetsPerClientPerWindow: number;
   resetWindowMs: number;
   /** Concurrent streams a client may open per HTTP/2 connection. */
   maxConcurrentStreams: number;
@@ -39,6 +41,7 @@ export function frontendLimits(config: Config): FrontendLimits {
     idleTimeoutMs: s.idleTimeoutMs,
     handshakeTimeoutMs: Math.min(s.readTimeoutMs, 10_000),
     maxResetsPerWindow: 200,
+    maxResetsPerClientPerWindow: 800,
     resetWindowMs: 10_000,
     maxConcurrentStreams: 128,
   };

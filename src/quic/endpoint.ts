@@ -46,12 +46,6 @@ const H3_NO_ERROR = 0x100;
 /** RFC 9000 §20.1: the server refuses to accept a new connection. */
 const CONNECTION_REFUSED = 0x02;
 const REFUSED_REASON = Buffer.from('too many connections from your address');
-/**
- * Default per-address reset budget, in connections' worth (FrontendLimits.maxResetsPerWindow each): a
- * client that resets requests on one connection after another is cut off at this, while many users behind
- * one NAT address (a campus) who each cancel a few requests are not.
- */
-const ADDRESS_RESET_CONNECTIONS = 4;
 
 export interface QuicEndpointOptions {
   shard: number;
@@ -71,8 +65,8 @@ export interface QuicEndpointOptions {
   /** Default: frontendLimits(config). */
   limits?: FrontendLimits;
   /**
-   * Per-client-address reset budget. Default: a table of this shard,
-   * ADDRESS_RESET_CONNECTIONS x maxResetsPerWindow per resetWindowMs.
+   * Per-client-address reset budget. Default: a table of this shard only, maxResetsPerClientPerWindow per
+   * resetWindowMs (the shard passes the table all shards share).
    */
   resetLimiter?: ClientResetLimiter;
 }
@@ -132,7 +126,7 @@ export class QuicEndpoint {
     this.localPort = opts.config.server.httpsPort;
     this.limits = opts.limits ?? frontendLimits(opts.config);
     this.resetLimiter =
-      opts.resetLimiter ?? new AddressResetLimiter(ADDRESS_RESET_CONNECTIONS * this.limits.maxResetsPerWindow, this.limits.resetWindowMs);
+      opts.resetLimiter ?? new AddressResetLimiter(this.limits.maxResetsPerClientPerWindow, this.limits.resetWindowMs);
     // Read and write timeouts are checked on one timer for all connections, a quarter of the shortest
     // timeout apart (at most 1 s, at least 25 ms): a timeout fires between 1 and 1.25 times its value.
     const shortest = Math.min(this.limits.readTimeoutMs || Infinity, this.limits.writeTimeoutMs || Infinity);

@@ -26,14 +26,8 @@ export class ResetWindow {
   }
 }
 
-/**
- * Resets per client address, for every connection of that client. The in-shard table below is the default;
- * a table shared by all shards (src/ratelimit) can take its place behind the same method.
- */
-export interface ClientResetLimiter {
-  /** Counts one client reset from `address` at `now` (ms); false once that address is over its budget. */
-  recordReset(address: string, now: number): boolean;
-}
+export type { ClientResetLimiter } from '../shared/reset-budget.ts';
+import type { ClientResetLimiter } from '../shared/reset-budget.ts';
 
 interface AddressWindow {
   start: number;

@@ -13,6 +13,7 @@ import { Pipeline } from '../pipeline/pipeline.ts';
 import { buildPhases } from '../pipeline/phases/index.ts';
 import { frontendLimits } from '../config/limits.ts';
 import { RateLimiter } from '../ratelimit/limiter.ts';
+import type { ClientResetLimiter } from '../shared/reset-budget.ts';
 import { ClientEventWindow } from '../ratelimit/event-window.ts';
 import { LatencyRecorder } from '../admin/latency.ts';
 import { TcpFrontends } from '../tcp/servers.ts';
@@ -50,12 +51,11 @@ const forwarder = new Forwarder({ config, state, balancer, logger, latency });
 const limits = frontendLimits(config);
 // Per-client limits, shared with every other shard through the primary's tables (src/ratelimit).
 const limiter = RateLimiter.attach(init.rateLimit, config);
-/**
- * HTTP/2 and HTTP/3 stream resets per client, counted across all shards (CVE-2023-44487 "rapid reset"):
- * for the HTTP/2 and HTTP/3 frontends (being rewritten), which are to call resetWindow.record(peerAddress)
- * per reset stream. Not handed to them yet.
- */
+// HTTP/2 and HTTP/3 stream resets per client address, counted across all shards (CVE-2023-44487).
 const resetWindow = ClientEventWindow.attach(init.resetWindowBuffer, limits.resetWindowMs);
+const resetLimiter: ClientResetLimiter = {
+  recordReset: (address) => resetWindow.record(address) <= limits.maxResetsPerClientPerWindow,
+};
 
 let nextCollect = 0;
 const pendingCollect = new Map<number, (snapshots: string[][]) => void>();
@@ -120,6 +120,8 @@ const quic: QuicEndpoint | undefined = config.quic.enabled && shard < init.quicS
       post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),
       onRequest: handler,
       limiter,
+      limits,
+      resetLimiter,
     })
   : undefined;
 
