@@ -200,7 +200,8 @@ export class RecordParser {
           break;
         }
         case 'failed':
-          throw this.failure as FastCgiError;
+          // Unreachable: fail() throws before the loop could see this state.
+          throw new FastCgiError('QUICLB_FCGI_PROTOCOL', 'malformed FastCGI record stream');
       }
     }
   }
