@@ -309,3 +309,117 @@ describe('responses', () => {
     assert.equal(p.stats.connections, 0, 'the broken connection is not kept');
   });
 });
+
+describe('pool limits, queueing, errors the proxy classifies', () => {
+  const slow = (ms: number) => scriptParams(`${PHP_FIXTURES_DIR}/slow.php`, `ms=${ms}`);
+
+  test('maxConnections bounds the sockets; a full pool queues and times out with QUICLB_FCGI_QUEUE_TIMEOUT', async () => {
+    const p = pool(tcp(), { maxConnections: 2, queueTimeoutMs: 300 });
+    let maxSeen = 0;
+    const watch = setInterval(() => (maxSeen = Math.max(maxSeen, p.stats.connections)), 5);
+    const runs = [exchange(p, { params: slow(1200), body: null, contentLength: 0 }), exchange(p, { params: slow(1200), body: null, contentLength: 0 })];
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    const third = await exchange(p, { params: slow(10), body: null, contentLength: 0 });
+    const waited = Date.now() - started;
+    const [a, b] = await Promise.all(runs);
+    clearInterval(watch);
+    assert.equal(third.error?.code, 'QUICLB_FCGI_QUEUE_TIMEOUT');
+    assert.match(third.error?.message ?? '', /raise maxConnections/);
+    assert.deepEqual(third.events, ['start', 'error']);
+    assert.ok(waited >= 290, `failed after ${waited} ms, not at the queue timeout`);
+    assert.equal(a.status, 200);
+    assert.equal(b.status, 200);
+    assert.equal(maxSeen, 2);
+    assert.equal(p.stats.queued, 0);
+  });
+
+  test('a queued request gets the next free connection (kept alive, reused)', async () => {
+    const p = pool(unix(), { maxConnections: 1, queueTimeoutMs: 10_000 });
+    const results = await Promise.all([0, 1, 2].map(() => exchange(p, { params: slow(100), body: null, contentLength: 0 })));
+    assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
+    assert.deepEqual(p.stats, { connections: 1, busy: 0, idle: 1, connecting: 0, queued: 0 });
+  });
+
+  test('maxQueue bounds the queue (QUICLB_FCGI_QUEUE_FULL)', async () => {
+    const p = pool(unix(), { maxConnections: 1, maxQueue: 1 });
+    const first = exchange(p, { params: slow(300), body: null, contentLength: 0 });
+    const second = exchange(p, { params: slow(10), body: null, contentLength: 0 });
+    const third = await exchange(p, { params: slow(10), body: null, contentLength: 0 });
+    assert.equal(third.error?.code, 'QUICLB_FCGI_QUEUE_FULL');
+    assert.equal((await first).status, 200);
+    assert.equal((await second).status, 200);
+  });
+
+  test('refused: no listener on the TCP port, a missing socket file, a stale socket file -> ECONNREFUSED', async () => {
+    const { freePort } = await import('../../bench/lib/procs.ts');
+    const port = await freePort();
+    const o1 = await exchange(pool({ host: '127.0.0.1', port }), { params: slow(1), body: null, contentLength: 0 });
+    assert.equal(o1.error?.code, 'ECONNREFUSED');
+    assert.deepEqual(o1.events, ['start', 'error']);
+    const o2 = await exchange(pool({ socketPath: `${fpm.dir}/no-such.sock` }), { params: slow(1), body: null, contentLength: 0 });
+    assert.equal(o2.error?.code, 'ECONNREFUSED');
+    assert.match(o2.error?.message ?? '', /does not exist/);
+    // A socket file nobody listens on (php-fpm died without removing it).
+    const { createServer } = await import('node:net');
+    const stale = `${fpm.dir}/stale.sock`;
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(stale, r));
+    // Closing a unix server removes its file; a file left by a killed process is simulated by binding without listening.
+    server.close();
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(stale)})`]);
+    const o3 = await exchange(pool({ socketPath: stale }), { params: slow(1), body: null, contentLength: 0 });
+    assert.equal(o3.error?.code, 'ECONNREFUSED');
+  });
+
+  test('no headers within headersTimeoutMs -> QUICLB_FCGI_HEADERS_TIMEOUT; the connection is not reused', async () => {
+    const p = pool(unix(), { headersTimeoutMs: 200 });
+    const o = await exchange(p, { params: slow(1500), body: null, contentLength: 0 });
+    assert.equal(o.error?.code, 'QUICLB_FCGI_HEADERS_TIMEOUT');
+    assert.equal(p.stats.connections, 0);
+  });
+
+  test('abort mid-response: onResponseError with the reason, the connection closes', async () => {
+    const p = pool(unix());
+    const reason = new Error('client went away');
+    const o = await exchange(p, { params: scriptParams(`${PHP_FIXTURES_DIR}/download.php`, 'bytes=10000000'), body: null, contentLength: 0 }, {
+      discard: true,
+      onData(c, _chunk, out) {
+        if (out.bytes > 100_000) c.abort(reason);
+      },
+    });
+    assert.equal(o.error, reason);
+    assert.equal(o.events.at(-1), 'error');
+    assert.ok(!o.events.includes('end'));
+    assert.equal(p.stats.connections, 0);
+  });
+
+  test('an AbortSignal aborts a queued request', async () => {
+    const p = pool(unix(), { maxConnections: 1 });
+    const busy = exchange(p, { params: slow(300), body: null, contentLength: 0 });
+    const ac = new AbortController();
+    const queued = exchange(p, { params: slow(1), body: null, contentLength: 0, signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(p.stats.queued, 1);
+    ac.abort();
+    const o = await queued;
+    assert.equal(o.error?.name, 'AbortError');
+    assert.equal(p.stats.queued, 0);
+    assert.equal((await busy).status, 200);
+  });
+
+  test('a kept connection php-fpm closed while idle is replaced without failing the request', async () => {
+    const p = pool(unix(), { maxConnections: 1, idleTimeoutMs: 60_000 });
+    const first = await exchange(p, { params: slow(1), body: null, contentLength: 0 });
+    assert.equal(first.status, 200);
+    assert.equal(p.stats.idle, 1);
+    // Restart every php-fpm child (SIGUSR2 reloads workers): each kept connection is closed from php-fpm's side.
+    const pid = Number((await import('node:fs')).readFileSync(`${fpm.dir}/php-fpm.pid`, 'utf8'));
+    process.kill(pid, 'SIGUSR2');
+    await new Promise((r) => setTimeout(r, 500));
+    const second = await exchange(p, { params: slow(1), body: null, contentLength: 0 });
+    assert.equal(second.error, undefined);
+    assert.equal(second.status, 200);
+  });
+});
