@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { FastCgiPool, type FastCgiPoolOptions } from '../../src/fastcgi/pool.ts';
 import { buildParams } from '../../src/fastcgi/params.ts';
 import { resolveScript } from '../../src/fastcgi/script.ts';
+import { prepareFastCgiBody } from '../../src/fastcgi/spool.ts';
 import type { FastCgiTarget } from '../../src/fastcgi/connection.ts';
 import type { FrontRequest } from '../../src/shared/http-types.ts';
 import { startPhpFpmPools, FASTCGI_FIXTURES_DIR, PHP_FIXTURES_DIR, type PhpFpmPools } from '../support/php-fpm-pools.ts';
@@ -205,6 +206,20 @@ describe('request bodies stream to php-fpm as STDIN', () => {
     const growth = peak - base;
     t.diagnostic(`RSS growth ${(growth / 1048576).toFixed(1)} MiB for a 200 MiB body`);
     assert.ok(growth < 64 * 1024 * 1024, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB for a 200 MiB body`);
+  });
+
+  test('a body without a length (chunked / DATA without content-length) is spooled, then sent with CONTENT_LENGTH', async () => {
+    const size = 5 * 1024 * 1024 + 3;
+    const body = generatedBody(size);
+    const req = frontRequest({ method: 'POST', path: '/upload.php', body: body.stream, headers: [['host', 'moodle.example.test'], ['transfer-encoding', 'chunked']] });
+    const prepared = await prepareFastCgiBody(req, { maxBytes: 0 });
+    assert.equal(prepared.spooled, true);
+    assert.equal(prepared.contentLength, size);
+    const o = await exchange(pool(tcp()), { params: scriptParams(`${PHP_FIXTURES_DIR}/upload.php`, '', 'POST'), body: prepared.body, contentLength: prepared.contentLength });
+    await prepared.dispose();
+    const r = JSON.parse(o.body.toString()) as { bytes: number; sha256: string };
+    assert.equal(r.bytes, size);
+    assert.equal(r.sha256, body.sha256());
   });
 
   test('a body that is shorter than contentLength fails with QUICLB_FCGI_REQUEST_BODY, never looks complete', async () => {
