@@ -62,7 +62,7 @@ export function quicTestConfig(stateDir: string, patch: (c: Config) => void = ()
       unhealthyThreshold: 2,
       passiveFailureThreshold: 3,
     },
-    moodle: { sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
+    moodle: { xAccelRedirectPrefix: '/dataroot/', deniedPaths: [], deniedPathStatus: 404, sessionCookie: 'MoodleSession', proxyHeaders: [], enableCaching: false },
     admin: { allowFrom: ['127.0.0.1/32'], port: 0 },
     logging: { level: 'silent', format: 'json', accessLog: false },
   };
