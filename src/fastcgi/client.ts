@@ -101,6 +101,7 @@ class Exchange {
   /** Body chunks that arrived after the handler paused (at most the rest of one socket read). */
   private pending: Buffer[] = [];
   private endPending = false;
+  private afterEnd = false;
   private timer: NodeJS.Timeout | undefined;
   private timerCode: 'QUICLB_FCGI_HEADERS_TIMEOUT' | 'QUICLB_FCGI_BODY_TIMEOUT' | undefined;
 
@@ -260,11 +261,19 @@ class Exchange {
       this.parser.push(chunk);
     } catch (err) {
       this.fail(err as Error, false);
+      return;
     }
+    // END_REQUEST completes only after the whole chunk was parsed, so that bytes behind it are seen first.
+    if (this.endPending && !this.controller.paused) this.complete();
   };
 
   private onRecord(e: RecordEvent): void {
     if (this.settled) return;
+    if (this.endPending) {
+      // php-fpm sends nothing after END_REQUEST; a connection that does is not trusted with another request.
+      this.afterEnd = true;
+      return;
+    }
     if (e.requestId !== REQUEST_ID) {
       this.fail(new FastCgiError('QUICLB_FCGI_PROTOCOL', `malformed FastCGI record stream: request id ${e.requestId}, expected ${REQUEST_ID}`), false);
       return;
@@ -313,7 +322,6 @@ class Exchange {
       return;
     }
     this.endPending = true;
-    if (!this.controller.paused) this.complete();
   }
 
   private deliver(data: Buffer): void {
@@ -383,7 +391,7 @@ class Exchange {
   private complete(): void {
     if (this.settled) return;
     // Reusable only when both streams finished cleanly: php-fpm may end a request before reading all of STDIN.
-    const reusable = this.opts.keepAlive && this.bodySent && this.parser.atBoundary && !this.conn.socket.destroyed;
+    const reusable = this.opts.keepAlive && this.bodySent && !this.afterEnd && this.parser.atBoundary && !this.conn.socket.destroyed;
     this.cleanup();
     this.done(reusable ? 'reuse' : 'close');
     try {
