@@ -127,6 +127,11 @@ class Exchange {
 
   start(): void {
     const { socket } = this.conn;
+    if (socket.destroyed) {
+      // Died between the pool's idle check and now: its 'close' has fired or will not reach these listeners.
+      this.fail(new FastCgiError('ECONNRESET', `php-fpm at ${describeTarget(this.conn.target)} closed the kept connection`), true);
+      return;
+    }
     socket.on('data', this.onSocketData);
     socket.on('end', this.onSocketEnd);
     socket.on('close', this.onSocketEnd);
