@@ -1,5 +1,5 @@
 // One request on one php-fpm connection (an "exchange"): BEGIN_REQUEST with FCGI_KEEP_CONN, PARAMS, the body as
-// STDIN records with backpressure, then STDOUT parsed into a CGI head and body delivered to an undici-style
+// STDIN records with backpressure (stdin-writer.ts), then STDOUT parsed into a CGI head and body delivered to an undici-style
 // handler, STDERR to a callback, END_REQUEST. A connection that dies before END_REQUEST gives onResponseError,
 // never onResponseEnd. The pool (pool.ts) owns connections, limits and queueing.
 
@@ -11,18 +11,8 @@ import { CgiHeadParser } from './cgi-response.ts';
 import { describeTarget, socketError, type Connection } from './connection.ts';
 import type { FastCgiController } from './controller.ts';
 import { FastCgiError } from './errors.ts';
-import {
-  FCGI_REQUEST_COMPLETE,
-  FCGI_STDERR,
-  FCGI_STDIN,
-  FCGI_STDOUT,
-  RecordParser,
-  beginRequestRecord,
-  endOfStreamRecord,
-  paramsRecords,
-  streamRecordParts,
-  type RecordEvent,
-} from './records.ts';
+import { FCGI_REQUEST_COMPLETE, FCGI_STDERR, FCGI_STDOUT, RecordParser, beginRequestRecord, paramsRecords, type RecordEvent } from './records.ts';
+import { StdinWriter } from './stdin-writer.ts';
 
 export interface FastCgiRequest {
   /** CGI parameters (params.ts builds them). CONTENT_LENGTH is set here from contentLength, whatever they say. */
@@ -92,10 +82,8 @@ class Exchange {
   private readonly parser: RecordParser;
   private readonly head: CgiHeadParser;
   private readonly reused: boolean;
+  private readonly stdin: StdinWriter;
   private settled = false;
-  private bodySent = false;
-  private bodyTouched = false;
-  private bytesSent = 0;
   private headDone = false;
   private responseBytes = 0;
   /** Body chunks that arrived after the handler paused (at most the rest of one socket read). */
@@ -122,6 +110,16 @@ class Exchange {
     this.reused = conn.requests > 0;
     conn.requests++;
     this.parser = new RecordParser('client', (e) => this.onRecord(e));
+    this.stdin = new StdinWriter(conn.socket, REQUEST_ID, req.body, req.contentLength, {
+      progress: () => {
+        if (!this.headDone) this.timer?.refresh();
+      },
+      done: () => {
+        // The body is out: from now on the headers timeout counts php-fpm's own time.
+        if (!this.headDone) this.arm('QUICLB_FCGI_HEADERS_TIMEOUT', this.opts.headersTimeoutMs);
+      },
+      fail: (err) => this.fail(err, false),
+    });
     this.head = new CgiHeadParser(opts.maxHeaderSize);
   }
 
@@ -152,90 +150,7 @@ class Exchange {
     // Until the head arrives, progress (body bytes accepted by the socket) keeps the request alive: a php-fpm
     // with every child busy accepts the connection into its backlog but never reads.
     this.arm('QUICLB_FCGI_HEADERS_TIMEOUT', this.opts.headersTimeoutMs);
-    this.sendBody();
-  }
-
-  // ---- request body -------------------------------------------------------------------------------
-
-  private sendBody(): void {
-    const body = this.req.body;
-    if (body === null) {
-      this.finishBody();
-      return;
-    }
-    if (body.destroyed || body.readableEnded) {
-      this.fail(new FastCgiError('QUICLB_FCGI_REQUEST_BODY', 'the request body stream was already consumed or destroyed'), false);
-      return;
-    }
-    body.on('data', this.onBodyData);
-    body.on('end', this.onBodyEnd);
-    body.on('error', this.onBodyError);
-    body.on('close', this.onBodyClose);
-  }
-
-  private detachBody(): void {
-    const body = this.req.body;
-    if (body === null) return;
-    body.removeListener('data', this.onBodyData);
-    body.removeListener('end', this.onBodyEnd);
-    body.removeListener('error', this.onBodyError);
-    body.removeListener('close', this.onBodyClose);
-    // The caller owns the stream: it stays paused, for the caller to discard or destroy.
-    if (!body.readableEnded) body.pause();
-  }
-
-  private readonly onBodyData = (chunk: Buffer | string): void => {
-    if (this.settled) return;
-    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    this.bodyTouched = true;
-    this.bytesSent += data.length;
-    if (this.bytesSent > this.req.contentLength) {
-      this.fail(new FastCgiError('QUICLB_FCGI_REQUEST_BODY', `the request body is longer than its contentLength ${this.req.contentLength}`), false);
-      return;
-    }
-    const { socket } = this.conn;
-    socket.cork();
-    let ok = true;
-    for (const part of streamRecordParts(FCGI_STDIN, REQUEST_ID, data)) ok = socket.write(part);
-    socket.uncork();
-    if (!this.headDone) this.timer?.refresh();
-    if (!ok && this.req.body !== null) {
-      this.req.body.pause();
-      socket.once('drain', this.onSocketDrain);
-    }
-  };
-
-  private readonly onSocketDrain = (): void => {
-    if (this.settled || this.bodySent) return;
-    if (!this.headDone) this.timer?.refresh();
-    this.req.body?.resume();
-  };
-
-  private readonly onBodyEnd = (): void => {
-    if (this.settled) return;
-    if (this.bytesSent !== this.req.contentLength) {
-      this.fail(new FastCgiError('QUICLB_FCGI_REQUEST_BODY', `the request body ended after ${this.bytesSent} of ${this.req.contentLength} bytes`), false);
-      return;
-    }
-    this.finishBody();
-  };
-
-  private readonly onBodyError = (err: Error): void => {
-    // The client's upload broke: php-fpm must never see a truncated body as complete, so the connection closes.
-    this.fail(new FastCgiError('QUICLB_FCGI_REQUEST_BODY', `the request body failed: ${err.message}`, { cause: err }), false);
-  };
-
-  private readonly onBodyClose = (): void => {
-    if (!this.bodySent && !this.settled && !(this.req.body?.readableEnded ?? true)) {
-      this.fail(new FastCgiError('QUICLB_FCGI_REQUEST_BODY', `the request body was closed after ${this.bytesSent} of ${this.req.contentLength} bytes`), false);
-    }
-  };
-
-  private finishBody(): void {
-    this.bodySent = true;
-    this.detachBody();
-    this.conn.socket.write(endOfStreamRecord(FCGI_STDIN, REQUEST_ID));
-    if (!this.headDone) this.arm('QUICLB_FCGI_HEADERS_TIMEOUT', this.opts.headersTimeoutMs);
+    this.stdin.start();
   }
 
   // ---- timers -------------------------------------------------------------------------------------
@@ -382,13 +297,12 @@ class Exchange {
   private cleanup(): void {
     this.settled = true;
     this.disarm();
-    this.detachBody();
+    this.stdin.stop();
     const { socket } = this.conn;
     socket.removeListener('data', this.onSocketData);
     socket.removeListener('end', this.onSocketEnd);
     socket.removeListener('close', this.onSocketEnd);
     socket.removeListener('error', this.onSocketError);
-    socket.removeListener('drain', this.onSocketDrain);
     this.controller.attach(undefined);
     this.pending = [];
   }
@@ -396,7 +310,7 @@ class Exchange {
   private complete(): void {
     if (this.settled) return;
     // Reusable only when both streams finished cleanly: php-fpm may end a request before reading all of STDIN.
-    const reusable = this.opts.keepAlive && this.bodySent && !this.afterEnd && this.parser.atBoundary && !this.conn.socket.destroyed;
+    const reusable = this.opts.keepAlive && this.stdin.finished && !this.afterEnd && this.parser.atBoundary && !this.conn.socket.destroyed;
     this.cleanup();
     this.done(reusable ? 'reuse' : 'close');
     try {
@@ -413,7 +327,7 @@ class Exchange {
     this.conn.socket.destroy();
     // A kept connection php-fpm closed while idle fails at once with nothing received; a request whose body
     // was never read is safe to run again on a fresh connection (undici retries such requests the same way).
-    if (socketLevel && this.reused && this.responseBytes === 0 && !this.bodyTouched && this.req.body === null) {
+    if (socketLevel && this.reused && this.responseBytes === 0 && !this.stdin.touched && this.req.body === null) {
       this.done('retry');
       return;
     }
