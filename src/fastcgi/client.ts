@@ -90,6 +90,7 @@ class Exchange {
   private pending: Buffer[] = [];
   private endPending = false;
   private afterEnd = false;
+  private connectionLost = false;
   private timer: NodeJS.Timeout | undefined;
   private timerCode: 'QUICLB_FCGI_HEADERS_TIMEOUT' | 'QUICLB_FCGI_BODY_TIMEOUT' | undefined;
 
@@ -286,12 +287,20 @@ class Exchange {
 
   private readonly onSocketEnd = (): void => {
     if (this.settled) return;
+    if (this.endPending) {
+      // END_REQUEST arrived (the handler is paused before taking the last bytes): the response is whole,
+      // only the connection is gone (a child that exits after pm.max_requests closes right after END).
+      this.connectionLost = true;
+      return;
+    }
     const err = new FastCgiError('ECONNRESET', `php-fpm at ${describeTarget(this.conn.target)} closed the connection before END_REQUEST`);
     this.fail(err, true);
   };
 
   private readonly onSocketError = (err: Error): void => {
-    if (!this.settled) this.fail(socketError(err, this.conn.target, 'during the request'), true);
+    if (this.settled) return;
+    if (this.endPending) this.connectionLost = true;
+    else this.fail(socketError(err, this.conn.target, 'during the request'), true);
   };
 
   private cleanup(): void {
@@ -310,7 +319,7 @@ class Exchange {
   private complete(): void {
     if (this.settled) return;
     // Reusable only when both streams finished cleanly: php-fpm may end a request before reading all of STDIN.
-    const reusable = this.opts.keepAlive && this.stdin.finished && !this.afterEnd && this.parser.atBoundary && !this.conn.socket.destroyed;
+    const reusable = this.opts.keepAlive && this.stdin.finished && !this.afterEnd && !this.connectionLost && this.parser.atBoundary && !this.conn.socket.destroyed;
     this.cleanup();
     this.done(reusable ? 'reuse' : 'close');
     try {

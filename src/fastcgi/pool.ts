@@ -1,5 +1,6 @@
 // A pool of php-fpm connections for one backend: at most maxConnections sockets, kept-alive ones reused (most
-// recently used first), a bounded wait queue with a timeout when all are busy. The request API mirrors undici's
+// recently used first) by idempotent requests without a body (see replayable()), a bounded wait queue with a
+// timeout when all are busy. The request API mirrors undici's
 // Dispatcher.dispatch(options, handler) with v7+/v8 handlers, so the proxy drives HTTP and FastCGI backends with
 // one handler class.
 //
@@ -15,6 +16,22 @@ import { FastCgiError } from './errors.ts';
 import { DEFAULT_MAX_CGI_HEADER_SIZE } from './cgi-response.ts';
 
 export const DEFAULT_MAX_CONNECTIONS = 8;
+
+// RFC 9110 §9.2.2.
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * Whether a request may ride a kept-alive connection: only one that can be sent again when that connection
+ * turns out dead, i.e. idempotent and without a body (a streamed body cannot be replayed). FastCGI has no way
+ * to say "this connection closes now": a php-fpm child that exits after pm.max_requests answers with
+ * END_REQUEST and then closes, a few ms later. Measured against php-fpm with pm.max_requests = 1: 4 of 8 queued
+ * POSTs (3 or 4 per run) failed with ECONNRESET when they reused kept connections; every other request gets a new connection.
+ */
+function replayable(req: FastCgiRequest): boolean {
+  if (req.body !== null || req.contentLength > 0) return false;
+  for (const [name, value] of req.params) if (name === 'REQUEST_METHOD') return IDEMPOTENT.has(value);
+  return false;
+}
 
 export interface FastCgiPoolOptions {
   target: FastCgiTarget;
@@ -98,7 +115,7 @@ export class FastCgiPool {
 
   get stats(): FastCgiPoolStats {
     const idle = this.idle.length;
-    return { connections: idle + this.busy + this.connecting, busy: this.busy, idle, connecting: this.connecting, queued: this.queue.length };
+    return { connections: this.total(), busy: this.busy, idle, connecting: this.connecting, queued: this.queue.length };
   }
 
   /**
@@ -149,12 +166,22 @@ export class FastCgiPool {
 
   // ---- assignment ---------------------------------------------------------------------------------
 
+  private total(): number {
+    return this.idle.length + this.busy + this.connecting;
+  }
+
   private assign(w: Waiter): void {
-    const entry = this.idle.pop();
-    if (entry !== undefined) {
+    const fresh = !replayable(w.req);
+    if (!fresh && this.idle.length > 0) {
+      const entry = this.idle.pop() as IdleEntry;
       this.takeIdle(entry);
       this.run(entry.conn, w);
-    } else if (this.idle.length + this.busy + this.connecting < this.maxConnections) {
+    } else if (fresh && this.idle.length > 0) {
+      // The longest-idle kept connection gives its slot (and its php-fpm child) to the new one, rather than
+      // keeping one more idle connection pinning a child.
+      this.closeIdle(this.idle[0]);
+      this.connectFor(w);
+    } else if (this.total() < this.maxConnections) {
       this.connectFor(w);
     } else if (this.queue.length >= this.maxQueue) {
       this.fail(w, new FastCgiError('QUICLB_FCGI_QUEUE_FULL', `${this.queue.length} requests already wait for a php-fpm connection to ${describeTarget(this.target)}`));
@@ -208,8 +235,11 @@ export class FastCgiPool {
         return;
       }
       this.settle(w);
-      if (outcome === 'reuse') this.offer(conn);
-      else conn.socket.destroy();
+      if (outcome === 'reuse') {
+        this.offer(conn);
+        return;
+      }
+      conn.socket.destroy();
       this.fillFromQueue();
       this.checkClosed();
     });
@@ -225,7 +255,12 @@ export class FastCgiPool {
     }
     const next = this.nextWaiter();
     if (next !== undefined) {
-      this.run(conn, next);
+      if (replayable(next.req)) {
+        this.run(conn, next);
+      } else {
+        conn.socket.destroy();
+        this.connectFor(next);
+      }
       return;
     }
     const entry: IdleEntry = { conn, timer: setTimeout(() => this.dropIdle(entry), this.idleTimeoutMs), drop: () => this.dropIdle(entry) };
@@ -249,12 +284,16 @@ export class FastCgiPool {
   }
 
   private dropIdle(e: IdleEntry): void {
+    this.closeIdle(e);
+    this.fillFromQueue();
+    this.checkClosed();
+  }
+
+  private closeIdle(e: IdleEntry): void {
     this.takeIdle(e);
     const i = this.idle.indexOf(e);
     if (i >= 0) this.idle.splice(i, 1);
     e.conn.socket.destroy();
-    this.fillFromQueue();
-    this.checkClosed();
   }
 
   private nextWaiter(): Waiter | undefined {
@@ -268,7 +307,7 @@ export class FastCgiPool {
 
   /** Slots freed (a socket closed or failed to open): queued requests get new connections. */
   private fillFromQueue(): void {
-    while (!this.closed && this.queue.length > 0 && this.idle.length + this.busy + this.connecting < this.maxConnections) {
+    while (!this.closed && this.queue.length > 0 && this.total() < this.maxConnections) {
       const w = this.nextWaiter();
       if (w === undefined) return;
       this.connectFor(w);

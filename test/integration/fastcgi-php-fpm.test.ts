@@ -192,7 +192,7 @@ describe('request bodies stream to php-fpm as STDIN', () => {
         assert.equal(r.bytes, size);
         assert.equal(r.sha256, body.sha256(), `size ${size}`);
       }
-      assert.equal(p.stats.connections, 1, 'one kept-alive connection served every request');
+      assert.equal(p.stats.connections, 1, 'each POST took the slot of the idle connection its predecessor left');
     });
   }
 
@@ -432,6 +432,16 @@ describe('pool limits, queueing, errors the proxy classifies', () => {
     assert.equal(o.error?.name, 'AbortError');
     assert.equal(p.stats.queued, 0);
     assert.equal((await busy).status, 200);
+  });
+
+  test('children that exit after each request (pm.max_requests = 1): queued POSTs with bodies all succeed', async () => {
+    const p = pool({ socketPath: fpm.recycleSocketPath }, { maxConnections: 1 });
+    const bodies = Array.from({ length: 8 }, () => generatedBody(100_000));
+    const results = await Promise.all(
+      bodies.map((b) => exchange(p, { params: scriptParams(`${PHP_FIXTURES_DIR}/upload.php`, '', 'POST'), body: b.stream, contentLength: 100_000 })),
+    );
+    assert.deepEqual(results.map((r) => r.error?.code), bodies.map(() => undefined));
+    assert.deepEqual(results.map((r) => (JSON.parse(r.body.toString()) as { sha256: string }).sha256), bodies.map((b) => b.sha256()));
   });
 
   test('a kept connection php-fpm closed while idle is replaced without failing the request', async () => {

@@ -18,6 +18,8 @@ export const PHP_FIXTURES_DIR = fileURLToPath(new URL('../fixtures/php/', import
 export interface PhpFpmPools {
   dir: string;
   socketPath: string;
+  /** A pool whose children exit after every request (pm.max_requests = 1): kept connections close after END_REQUEST. */
+  recycleSocketPath: string;
   host: '127.0.0.1';
   port: number;
   /** Kills the whole php-fpm (master and children) with SIGTERM and removes the dir. */
@@ -26,7 +28,7 @@ export interface PhpFpmPools {
 
 const isRoot = process.getuid?.() === 0;
 
-function pool(name: string, listen: string, children: number): string {
+function pool(name: string, listen: string, children: number, maxRequests = 0): string {
   return [
     `[${name}]`,
     ...(isRoot ? ['user = root', 'group = root'] : []),
@@ -35,6 +37,7 @@ function pool(name: string, listen: string, children: number): string {
     'listen.backlog = 511',
     'pm = static',
     `pm.max_children = ${children}`,
+    `pm.max_requests = ${maxRequests}`,
     'catch_workers_output = yes',
     'decorate_workers_output = no',
     '',
@@ -74,8 +77,9 @@ process.once('exit', () => {
 export async function startPhpFpmPools(children = { unix: 4, tcp: 4 }): Promise<PhpFpmPools> {
   const dir = await mkdtemp(join(tmpdir(), 'quiclb-fpm-'));
   const socketPath = join(dir, 'fpm.sock');
+  const recycleSocketPath = join(dir, 'recycle.sock');
   const port = await freePort();
-  const conf = ['[global]', `pid = ${dir}/php-fpm.pid`, `error_log = ${dir}/php-fpm.log`, 'daemonize = no', '', pool('unix', socketPath, children.unix), pool('tcp', `127.0.0.1:${port}`, children.tcp)].join('\n');
+  const conf = ['[global]', `pid = ${dir}/php-fpm.pid`, `error_log = ${dir}/php-fpm.log`, 'daemonize = no', '', pool('unix', socketPath, children.unix), pool('tcp', `127.0.0.1:${port}`, children.tcp), pool('recycle', recycleSocketPath, 2, 1)].join('\n');
   await writeFile(join(dir, 'php-fpm.conf'), conf);
   await writeFile(join(dir, 'php.ini'), PHP_INI);
   const out = openSync(join(dir, 'php-fpm.out'), 'a');
@@ -98,8 +102,8 @@ export async function startPhpFpmPools(children = { unix: 4, tcp: 4 }): Promise<
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
-    if (existsSync(socketPath) && (await canConnect({ path: socketPath })) && (await canConnect({ host: '127.0.0.1', port }))) {
-      return { dir, socketPath, host: '127.0.0.1', port, stop };
+    if (existsSync(socketPath) && (await canConnect({ path: socketPath })) && (await canConnect({ path: recycleSocketPath })) && (await canConnect({ host: '127.0.0.1', port }))) {
+      return { dir, socketPath, recycleSocketPath, host: '127.0.0.1', port, stop };
     }
     await new Promise((r) => setTimeout(r, 25));
   }
