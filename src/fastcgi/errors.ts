@@ -23,6 +23,8 @@ export type FastCgiErrorCode =
   | 'QUICLB_FCGI_REQUEST_BODY'
   /** The pool was closed. */
   | 'QUICLB_FCGI_POOL_CLOSED'
+  /** fastCgiFetch: the path runs no PHP script (not found, refused, static file). */
+  | 'QUICLB_FCGI_NO_SCRIPT'
   /** The caller aborted the request (controller.abort or its AbortSignal) without a reason of its own. */
   | 'QUICLB_FCGI_ABORTED'
   /** A socket error: the errno name (ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT, EACCES, ...). */

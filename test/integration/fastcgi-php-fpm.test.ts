@@ -458,3 +458,23 @@ describe('pool limits, queueing, errors the proxy classifies', () => {
     assert.equal(second.status, 200);
   });
 });
+
+describe('fastCgiFetch (active health checks of FastCGI backends)', () => {
+  test('GET /admin/cli/healthcheck.php through the pool: status, JSON body, a body cap; errors typed', async () => {
+    const { fastCgiFetch } = await import('../../src/fastcgi/fetch.ts');
+    const root = PHP_FIXTURES_DIR;
+    const p = pool(unix());
+    const opts = { documentRoot: root, realRoot: realpathSync(root), path: '/admin/cli/healthcheck.php', timeoutMs: 5000, maxBodyBytes: 65536 };
+    const ok = await fastCgiFetch(p, opts);
+    assert.equal(ok.status, 200);
+    assert.equal((JSON.parse(ok.body.toString()) as { status: string }).status, 'healthy');
+    assert.ok(ok.headers.some(([n, v]) => n === 'content-type' && v === 'application/json'));
+    const capped = await fastCgiFetch(p, { ...opts, path: '/download.php?bytes=100000', maxBodyBytes: 1000 });
+    assert.equal(capped.body.length, 1000);
+    assert.equal(capped.truncated, true);
+    await assert.rejects(fastCgiFetch(p, { ...opts, path: '/admin/cli/missing.php' }), (e: Error & { code?: string }) => e.code === 'QUICLB_FCGI_NO_SCRIPT');
+    await assert.rejects(fastCgiFetch(p, { ...opts, path: '/slow.php?ms=2000', timeoutMs: 200 }), (e: Error & { code?: string }) => e.code === 'ETIMEDOUT');
+    const refused = new FastCgiPool({ target: { socketPath: `${fpm.dir}/none.sock` } });
+    await assert.rejects(fastCgiFetch(refused, opts), (e: Error & { code?: string }) => e.code === 'ECONNREFUSED');
+  });
+});
