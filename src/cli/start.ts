@@ -25,7 +25,7 @@ export async function runStart(opts: StartOptions): Promise<void> {
     }
     for (const id of ['demo-1', 'demo-2']) demos.push(await startDemoBackend(id, 0));
     config.loadBalancer.backendServers = demos.map((d) => ({
-      id: d.id, host: '127.0.0.1', port: d.port, weight: 1, healthy: true, maxConnections: 0, group: 'default',
+      id: d.id, protocol: 'http', host: '127.0.0.1', port: d.port, weight: 1, healthy: true, maxConnections: 0, group: 'default',
     }));
     config.healthCheck.intervalMs = Math.min(config.healthCheck.intervalMs, 5000);
     logger.warn({ backends: demos.map((d) => `${d.id}=127.0.0.1:${d.port}`) }, 'DEMO MODE: serving two built-in demo backends; configure loadBalancer.backendServers for real use');

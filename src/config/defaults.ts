@@ -3,6 +3,7 @@
 // cannot drift apart.
 
 export const BACKEND_DEFAULTS = {
+  protocol: 'http',
   weight: 1,
   healthy: true,
   maxConnections: 0,
@@ -16,6 +17,29 @@ export const PROXY_HEADER_NAMES = [
   'x-forwarded-port',
   'x-real-ip',
   'forwarded',
+] as const;
+
+/**
+ * What Moodle's own nginx guide denies (docs.moodle.org/en/Nginx, MDL-69333): the alternatives of its
+ * `location ~ (/vendor/|/node_modules/|composer\.json|/readme|/README|readme\.txt|/upgrade\.txt|/UPGRADING\.md|
+ * db/install\.xml|/fixtures/|/behat/|phpunit\.xml|\.lock|environment\.xml)` as substrings. Dot-files and PHP
+ * source are refused on top of this list.
+ */
+export const MOODLE_DENIED_PATHS = [
+  '/vendor/',
+  '/node_modules/',
+  'composer.json',
+  '/readme',
+  '/README',
+  'readme.txt',
+  '/upgrade.txt',
+  '/UPGRADING.md',
+  'db/install.xml',
+  '/fixtures/',
+  '/behat/',
+  'phpunit.xml',
+  '.lock',
+  'environment.xml',
 ] as const;
 
 export const DEFAULTS = {
@@ -69,6 +93,9 @@ export const DEFAULTS = {
   },
   moodle: {
     sessionCookie: 'MoodleSession',
+    xAccelRedirectPrefix: '/dataroot/',
+    deniedPaths: MOODLE_DENIED_PATHS,
+    deniedPathStatus: 404,
     proxyHeaders: ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded'],
     enableCaching: false,
   },

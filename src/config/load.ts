@@ -133,6 +133,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   return validateConfig(applyEnvOverrides(raw, opts.env ?? process.env));
 }
 
+/** A unix-socket backend is written without its placeholder host '' and port 0. */
+function backendJson(b: Record<string, unknown>): unknown {
+  if (b.socket === undefined) return toJsonValue(b);
+  const { host: _host, port: _port, ...rest } = b;
+  return toJsonValue(rest);
+}
+
 /** The JSON document for `config`: durations back to strings, sizes to "16KiB" where exact. */
 export function toJson(config: Config): Record<string, unknown> {
   return toJsonValue(config) as Record<string, unknown>;
@@ -144,7 +151,8 @@ function toJsonValue(value: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
     if (v === undefined) continue;
-    if (key.endsWith('Ms') && typeof v === 'number') out[key.slice(0, -2)] = formatDuration(v);
+    if (key === 'backendServers' && Array.isArray(v)) out[key] = v.map(backendJson);
+    else if (key.endsWith('Ms') && typeof v === 'number') out[key.slice(0, -2)] = formatDuration(v);
     else if (SIZE_FIELDS.has(key) && typeof v === 'number') out[key] = formatSize(v);
     else out[key] = toJsonValue(v);
   }

@@ -3,14 +3,15 @@
 // .prefault(), so they are parsed (and checked) exactly like user input. Field messages say only what
 // was expected; load.ts adds the path and what was got.
 
-import { openSync, fstatSync, closeSync } from 'node:fs';
+import { openSync, fstatSync, closeSync, statSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { MAX_BACKENDS } from '../shared/state.ts';
-import type { Config } from './types.ts';
+import type { BackendConfig, Config, WwwRoot } from './types.ts';
 import { BACKEND_DEFAULTS, DEFAULTS, PROXY_HEADER_NAMES } from './defaults.ts';
 import { DURATION_EXPECTED, formatDuration, formatSize, MAX_DURATION_MS, SIZE_EXPECTED, tryParseDuration, tryParseSize } from './duration.ts';
 import { describeValue } from './errors.ts';
+import { isDirectoryWwwRoot } from './www-root.ts';
 
 // ---- field builders -------------------------------------------------------------------------------
 
@@ -71,6 +72,15 @@ const cookieName = () =>
   str('cookie name (RFC 6265 token)').regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { error: 'expected cookie name (RFC 6265 token)' });
 
 const path = () => str('path starting with "/"').startsWith('/', { error: 'expected path starting with "/"' });
+
+const absolutePath = (expected: string) => str(expected).startsWith('/', { error: `expected ${expected}` });
+
+/** Moodle's public URL, or the absolute directory of its code (see WwwRoot in types.ts). */
+const WWW_ROOT_EXPECTED = 'URL like https://moodle.example.org or absolute directory path';
+const wwwRoot = () =>
+  str(WWW_ROOT_EXPECTED)
+    .refine((v) => (/^https?:\/\//.test(v) ? URL.canParse(v) : v.startsWith('/')), { error: `expected ${WWW_ROOT_EXPECTED}` })
+    .transform((v) => v as WwwRoot);
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -184,20 +194,37 @@ const quic = section(
   ['idleTimeout'],
 );
 
-const backend = z.strictObject(
-  {
-    id: str('backend id (letters, digits, ".", "_", "-"; at most 64)').regex(ID_RE, {
-      error: 'expected backend id (letters, digits, ".", "_", "-"; at most 64)',
-    }),
-    host: host(),
-    port: port(),
-    weight: int(1, 1000).prefault(BACKEND_DEFAULTS.weight),
-    healthy: bool().prefault(BACKEND_DEFAULTS.healthy),
-    maxConnections: int(0).prefault(BACKEND_DEFAULTS.maxConnections),
-    group: str('group name').prefault(BACKEND_DEFAULTS.group),
-  },
-  { error: 'expected object' },
-);
+const backend = z
+  .strictObject(
+    {
+      id: str('backend id (letters, digits, ".", "_", "-"; at most 64)').regex(ID_RE, {
+        error: 'expected backend id (letters, digits, ".", "_", "-"; at most 64)',
+      }),
+      protocol: oneOf(['http', 'fastcgi']).prefault(BACKEND_DEFAULTS.protocol),
+      host: host().optional(),
+      port: port().optional(),
+      socket: absolutePath('absolute path of a unix socket').optional(),
+      weight: int(1, 1000).prefault(BACKEND_DEFAULTS.weight),
+      healthy: bool().prefault(BACKEND_DEFAULTS.healthy),
+      maxConnections: int(0).prefault(BACKEND_DEFAULTS.maxConnections),
+      group: str('group name').prefault(BACKEND_DEFAULTS.group),
+    },
+    { error: 'expected object' },
+  )
+  .superRefine((b, ctx) => {
+    const issue = (path: string, detail: string) => ctx.addIssue({ code: 'custom', path: [path], message: detail, params: { complete: true } });
+    if (b.socket !== undefined) {
+      if (b.protocol !== 'fastcgi') issue('socket', `expected nothing for protocol "http" (a unix socket is for protocol "fastcgi"), got ${describeValue(b.socket)}`);
+      else if (b.host !== undefined || b.port !== undefined) issue('socket', `expected either socket or host and port, got both (${describeValue(b.socket)})`);
+      return;
+    }
+    if (b.host === undefined) issue('host', 'expected host name or IP address, got nothing');
+    if (b.port === undefined) issue('port', 'expected integer 1..65535, got nothing');
+  })
+  // A unix-socket backend has host '' and port 0, so every BackendConfig has the same fields.
+  .transform(({ id, protocol, host, port, socket, ...rest }): BackendConfig =>
+    socket === undefined ? { id, protocol, host: host ?? '', port: port ?? 0, ...rest } : { id, protocol, host: '', port: 0, socket, ...rest },
+  );
 
 const route = z.strictObject(
   {
@@ -239,8 +266,14 @@ const healthCheck = section(
 );
 
 const moodle = section({
-  dataRoot: str('directory path').optional(),
-  wwwRoot: str('URL like https://moodle.example.org').optional(),
+  dataRoot: absolutePath('absolute directory path').optional(),
+  wwwRoot: wwwRoot().optional(),
+  phpFpmSocket: absolutePath('absolute path of a unix socket').optional(),
+  xAccelRedirectPrefix: path()
+    .refine((v) => v.endsWith('/'), { error: 'expected path starting and ending with "/"' })
+    .prefault(D.moodle.xAccelRedirectPrefix),
+  deniedPaths: list(str('non-empty string'), 1024).prefault(() => [...D.moodle.deniedPaths]),
+  deniedPathStatus: z.union([z.literal(403), z.literal(404)], { error: 'expected 403 or 404' }).prefault(D.moodle.deniedPathStatus),
   sessionCookie: cookieName().prefault(D.moodle.sessionCookie),
   proxyHeaders: list(oneOf(PROXY_HEADER_NAMES), PROXY_HEADER_NAMES.length).prefault(() => [...D.moodle.proxyHeaders]),
   enableCaching: bool().prefault(D.moodle.enableCaching),
@@ -353,7 +386,48 @@ function checkReadableFile(ctx: Ctx, path: (string | number)[], file: string): v
   }
 }
 
+function checkDirectory(ctx: Ctx, path: (string | number)[], dir: string): void {
+  let ok = false;
+  let code = 'ENOTDIR';
+  try {
+    ok = statSync(dir).isDirectory();
+  } catch (err) {
+    code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+  }
+  if (!ok) fail(ctx, path, `expected an existing directory, got ${describeValue(dir)} (${code})`);
+}
+
+/** FastCGI needs the code's directory (SCRIPT_FILENAME, static files) and, for X-Accel-Redirect, the dataroot. */
+function checkFastCgi(c: Config, ctx: Ctx): void {
+  const servers = c.loadBalancer.backendServers;
+  const socket = c.moodle.phpFpmSocket;
+  if (socket !== undefined && servers.length > 0 && !servers.some((b) => b.socket === socket)) {
+    const entry = JSON.stringify({ id: 'php-fpm', protocol: 'fastcgi', socket });
+    fail(ctx, ['moodle', 'phpFpmSocket'], `expected nothing when loadBalancer.backendServers lists backends (add ${entry} there), got ${describeValue(socket)}`);
+  }
+  const first = servers.findIndex((b) => b.protocol === 'fastcgi');
+  const why = first >= 0 ? `loadBalancer.backendServers[${first}] uses protocol "fastcgi"` : socket !== undefined ? 'moodle.phpFpmSocket is set' : undefined;
+  if (why === undefined) return;
+  const www = c.moodle.wwwRoot;
+  if (www === undefined || !isDirectoryWwwRoot(www)) {
+    fail(ctx, ['moodle', 'wwwRoot'], `expected the absolute directory of Moodle's code because ${why}, got ${describeValue(www)}`);
+  } else {
+    checkDirectory(ctx, ['moodle', 'wwwRoot'], www);
+  }
+  if (c.moodle.dataRoot !== undefined) checkDirectory(ctx, ['moodle', 'dataRoot'], c.moodle.dataRoot);
+}
+
+/** moodle.phpFpmSocket without a backend list: one FastCGI backend "php-fpm" on that socket. */
+function applyPhpFpmShorthand(c: Config): Config {
+  const socket = c.moodle.phpFpmSocket;
+  if (socket === undefined || c.loadBalancer.backendServers.length > 0) return c;
+  const backend: BackendConfig = { id: 'php-fpm', ...BACKEND_DEFAULTS, protocol: 'fastcgi', host: '', port: 0, socket };
+  return { ...c, loadBalancer: { ...c.loadBalancer, backendServers: [backend] } };
+}
+
 function crossCheck(c: Config, ctx: Ctx): void {
+  checkFastCgi(c, ctx);
+
   const seen = new Set<string>();
   c.loadBalancer.backendServers.forEach((b, i) => {
     if (seen.has(b.id)) fail(ctx, ['loadBalancer', 'backendServers', i, 'id'], `duplicate backend id ${JSON.stringify(b.id)}`);
@@ -430,7 +504,8 @@ export const configSchema = z
     },
     { error: 'expected object' },
   )
-  .superRefine(crossCheck);
+  .superRefine(crossCheck)
+  .transform(applyPhpFpmShorthand);
 
 // Compile-time proof that the schema produces exactly the Config contract.
 type SchemaOutput = z.output<typeof configSchema>;

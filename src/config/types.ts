@@ -4,10 +4,18 @@ import type { CompressionCoding } from '../shared/state.ts';
 
 export type Strategy = 'round_robin' | 'weighted' | 'least_connections' | 'ip_hash';
 
+/** How quiclb talks to a backend: HTTP/1.1 (undici) or FastCGI straight to php-fpm (src/fastcgi). */
+export type BackendProtocol = 'http' | 'fastcgi';
+
 export interface BackendConfig {
   id: string;
+  protocol: BackendProtocol;
+  /** '' for a FastCGI backend on a unix socket (then `socket` is set). */
   host: string;
+  /** 0 for a FastCGI backend on a unix socket (then `socket` is set). */
   port: number;
+  /** Absolute path of php-fpm's unix socket (protocol "fastcgi" only); set exactly when host/port are not. */
+  socket?: string;
   weight: number;
   /** Initial health state before the first check. */
   healthy: boolean;
@@ -104,9 +112,27 @@ export interface HealthCheckConfig {
 
 export type ProxyHeaderName = 'x-forwarded-for' | 'x-forwarded-proto' | 'x-forwarded-host' | 'x-forwarded-port' | 'x-real-ip' | 'forwarded';
 
+/**
+ * moodle.wwwRoot is either Moodle's public URL ($CFG->wwwroot: health-check Host header, certificate check) or
+ * the absolute directory of Moodle's code, the document root for FastCGI backends and static files.
+ * wwwRootDirectory()/wwwRootUrl() in www-root.ts tell which.
+ */
+export type WwwRoot = `http://${string}` | `https://${string}` | `/${string}`;
+
+/** Status for paths refused by moodle.deniedPaths, dot-files, PHP source and traversal attempts. */
+export type DeniedPathStatus = 403 | 404;
+
 export interface MoodleConfig {
+  /** Moodle's dataroot: X-Accel-Redirect files under xAccelRedirectPrefix are served from here (FastCGI mode). */
   dataRoot?: string;
-  wwwRoot?: string;
+  wwwRoot?: WwwRoot;
+  /** Shorthand: with no loadBalancer.backendServers, one FastCGI backend "php-fpm" on this unix socket. */
+  phpFpmSocket?: string;
+  /** `X-Accel-Redirect: <prefix><path>` from PHP streams dataRoot/<path> (Moodle's $CFG->xsendfilealiases). */
+  xAccelRedirectPrefix: string;
+  /** Substrings of URL paths never served or run (case-insensitive); default: Moodle's nginx guide list. */
+  deniedPaths: string[];
+  deniedPathStatus: DeniedPathStatus;
   sessionCookie: string;
   proxyHeaders: ProxyHeaderName[];
   /**

@@ -9,7 +9,7 @@ import { affinityToken, parseCookies, parseSetCookie } from '../../src/balancer/
 const COOKIE = 'QUICLB_AFFINITY';
 
 function backend(id: string, extra: Partial<BackendConfig> = {}): BackendConfig {
-  return { id, host: '127.0.0.1', port: 9000, weight: 1, healthy: true, maxConnections: 0, group: 'default', ...extra };
+  return { id, protocol: 'http', host: '127.0.0.1', port: 9000, weight: 1, healthy: true, maxConnections: 0, group: 'default', ...extra };
 }
 
 function makeBalancer(servers: BackendConfig[], over: Partial<LoadBalancerConfig> = {}, strategy: Strategy = 'round_robin') {

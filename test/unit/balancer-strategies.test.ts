@@ -8,7 +8,7 @@ import { hash64 } from '../../src/balancer/hash.ts';
 import { rng } from '../support/seeded-random.ts';
 
 function cfg(id: string, extra: Partial<BackendConfig> = {}): BackendConfig {
-  return { id, host: '127.0.0.1', port: 8000, weight: 1, healthy: true, maxConnections: 0, group: 'default', ...extra };
+  return { id, protocol: 'http', host: '127.0.0.1', port: 8000, weight: 1, healthy: true, maxConnections: 0, group: 'default', ...extra };
 }
 
 function setup(configs: BackendConfig[]): { backends: Backend[]; state: SharedState } {

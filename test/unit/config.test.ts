@@ -57,8 +57,8 @@ test('defaultConfigJson() validates to the defaults plus its two example backend
   const fromDoc = validateConfig(doc);
   const defaults = validateConfig({});
   assert.deepEqual(fromDoc.loadBalancer.backendServers, [
-    { id: 'moodle-1', host: '127.0.0.1', port: 8081, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
-    { id: 'moodle-2', host: '127.0.0.1', port: 8082, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
+    { id: 'moodle-1', protocol: 'http', host: '127.0.0.1', port: 8081, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
+    { id: 'moodle-2', protocol: 'http', host: '127.0.0.1', port: 8082, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
   ]);
   // The document writes every defaulted backend field out, not just the required ones.
   assert.deepEqual((doc.loadBalancer as { backendServers: unknown[] }).backendServers, fromDoc.loadBalancer.backendServers);
@@ -254,7 +254,7 @@ test('a file is read, validated and keeps unset fields at their defaults', () =>
   const c = loadConfig({ file, env: {} });
   assert.equal(c.server.httpPort, 8000);
   assert.equal(c.server.httpsPort, 9443);
-  assert.deepEqual(c.loadBalancer.backendServers, [{ id: 'm1', host: '127.0.0.1', port: 8081, weight: 1, healthy: true, maxConnections: 0, group: 'default' }]);
+  assert.deepEqual(c.loadBalancer.backendServers, [{ id: 'm1', protocol: 'http', host: '127.0.0.1', port: 8081, weight: 1, healthy: true, maxConnections: 0, group: 'default' }]);
 });
 
 test('env overrides are applied over the file', () => {
@@ -405,4 +405,147 @@ test('compression errors name the field', () => {
   );
   throwsConfig(() => validateConfig({ compression: { types: ['text/html', 'TEXT/HTML'] } }), 'compression.types[1]', 'compression.types[1]: duplicate media type "text/html"');
   throwsConfig(() => validateConfig({ compression: { minSize: '1x' } }), 'compression.minSize', 'compression.minSize: expected size like "16KiB", "1MiB", "2.5MB" or integer bytes in 0..2147483647, got "1x"');
+});
+
+// ---- FastCGI backends and the Moodle paths they need ------------------------------------------------
+
+function moodleDirs(): { www: string; data: string } {
+  const www = join(dir, 'moodle-www');
+  const data = join(dir, 'moodledata');
+  mkdirSync(www, { recursive: true });
+  mkdirSync(data, { recursive: true });
+  return { www, data };
+}
+
+test('FastCGI backends: a unix socket (host and port not needed) or host:port; protocol defaults to "http"', () => {
+  const { www, data } = moodleDirs();
+  const c = validateConfig({
+    loadBalancer: {
+      backendServers: [
+        { id: 'fpm-a', protocol: 'fastcgi', socket: '/run/php/php8.2-fpm.sock' },
+        { id: 'fpm-b', protocol: 'fastcgi', host: '10.0.0.12', port: 9000, maxConnections: 16 },
+        backend('web', 8080),
+      ],
+    },
+    moodle: { wwwRoot: www, dataRoot: data },
+  });
+  assert.deepEqual(c.loadBalancer.backendServers, [
+    { id: 'fpm-a', protocol: 'fastcgi', host: '', port: 0, socket: '/run/php/php8.2-fpm.sock', weight: 1, healthy: true, maxConnections: 0, group: 'default' },
+    { id: 'fpm-b', protocol: 'fastcgi', host: '10.0.0.12', port: 9000, weight: 1, healthy: true, maxConnections: 16, group: 'default' },
+    { id: 'web', protocol: 'http', host: '127.0.0.1', port: 8080, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
+  ]);
+  assert.equal(c.moodle.wwwRoot, www);
+  // The socket backend is written back without its placeholder host and port, and round-trips.
+  const json = toJson(c) as { loadBalancer: { backendServers: Array<Record<string, unknown>> } };
+  assert.deepEqual(json.loadBalancer.backendServers[0], { id: 'fpm-a', protocol: 'fastcgi', socket: '/run/php/php8.2-fpm.sock', weight: 1, healthy: true, maxConnections: 0, group: 'default' });
+  assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(json))), c);
+});
+
+test('FastCGI backend field errors name the field', () => {
+  const { www } = moodleDirs();
+  const lb = (b: Record<string, unknown>) => ({ loadBalancer: { backendServers: [b] }, moodle: { wwwRoot: www } });
+  throwsConfig(
+    () => validateConfig(lb({ id: 'a', protocol: 'fcgi', socket: '/x.sock' })),
+    'loadBalancer.backendServers[0].protocol',
+    'loadBalancer.backendServers[0].protocol: expected one of "http", "fastcgi", got "fcgi"',
+  );
+  throwsConfig(
+    () => validateConfig(lb({ id: 'a', protocol: 'fastcgi', socket: 'run/php.sock' })),
+    'loadBalancer.backendServers[0].socket',
+    'loadBalancer.backendServers[0].socket: expected absolute path of a unix socket, got "run/php.sock"',
+  );
+  throwsConfig(
+    () => validateConfig(lb({ id: 'a', socket: '/run/php.sock' })),
+    'loadBalancer.backendServers[0].socket',
+    'loadBalancer.backendServers[0].socket: expected nothing for protocol "http" (a unix socket is for protocol "fastcgi"), got "/run/php.sock"',
+  );
+  throwsConfig(
+    () => validateConfig(lb({ id: 'a', protocol: 'fastcgi', socket: '/run/php.sock', host: '10.0.0.1', port: 9000 })),
+    'loadBalancer.backendServers[0].socket',
+    'loadBalancer.backendServers[0].socket: expected either socket or host and port, got both ("/run/php.sock")',
+  );
+  throwsConfig(
+    () => validateConfig(lb({ id: 'a', protocol: 'fastcgi', host: '10.0.0.1' })),
+    'loadBalancer.backendServers[0].port',
+    'loadBalancer.backendServers[0].port: expected integer 1..65535, got nothing',
+  );
+});
+
+test('FastCGI needs moodle.wwwRoot as an existing directory; dataRoot, when set, must exist', () => {
+  const { www, data } = moodleDirs();
+  const fpm = { id: 'fpm', protocol: 'fastcgi', socket: '/run/php.sock' };
+  throwsConfig(
+    () => validateConfig({ loadBalancer: { backendServers: [backend('web', 80), fpm] }, moodle: { wwwRoot: 'https://moodle.example.org' } }),
+    'moodle.wwwRoot',
+    'moodle.wwwRoot: expected the absolute directory of Moodle\'s code because loadBalancer.backendServers[1] uses protocol "fastcgi", got "https://moodle.example.org"',
+  );
+  throwsConfig(
+    () => validateConfig({ loadBalancer: { backendServers: [fpm] } }),
+    'moodle.wwwRoot',
+    'moodle.wwwRoot: expected the absolute directory of Moodle\'s code because loadBalancer.backendServers[0] uses protocol "fastcgi", got nothing',
+  );
+  const missing = join(dir, 'no-such-moodle');
+  throwsConfig(
+    () => validateConfig({ loadBalancer: { backendServers: [fpm] }, moodle: { wwwRoot: missing } }),
+    'moodle.wwwRoot',
+    `moodle.wwwRoot: expected an existing directory, got ${JSON.stringify(missing)} (ENOENT)`,
+  );
+  throwsConfig(
+    () => validateConfig({ loadBalancer: { backendServers: [fpm] }, moodle: { wwwRoot: www, dataRoot: missing } }),
+    'moodle.dataRoot',
+    `moodle.dataRoot: expected an existing directory, got ${JSON.stringify(missing)} (ENOENT)`,
+  );
+  assert.equal(validateConfig({ loadBalancer: { backendServers: [fpm] }, moodle: { wwwRoot: www, dataRoot: data } }).moodle.dataRoot, data);
+  // HTTP backends only: wwwRoot and dataRoot stay informational (not checked on this host).
+  assert.equal(validateConfig({ moodle: { wwwRoot: '/srv/elsewhere', dataRoot: '/var/moodledata' } }).moodle.wwwRoot, '/srv/elsewhere');
+});
+
+test('moodle.wwwRoot is a URL or an absolute directory, and callers can tell which', async () => {
+  const { wwwRootDirectory, wwwRootUrl } = await import('../../src/config/www-root.ts');
+  const url = validateConfig({ moodle: { wwwRoot: 'https://moodle.example.org/sub' } }).moodle;
+  assert.equal(wwwRootUrl(url), 'https://moodle.example.org/sub');
+  assert.equal(wwwRootDirectory(url), undefined);
+  const directory = validateConfig({ moodle: { wwwRoot: '/srv/moodle/public' } }).moodle;
+  assert.equal(wwwRootDirectory(directory), '/srv/moodle/public');
+  assert.equal(wwwRootUrl(directory), undefined);
+  for (const bad of ['moodle.example.org', 'srv/moodle', 'https://', 'ftp://x']) {
+    throwsConfig(
+      () => validateConfig({ moodle: { wwwRoot: bad } }),
+      'moodle.wwwRoot',
+      `moodle.wwwRoot: expected URL like https://moodle.example.org or absolute directory path, got ${JSON.stringify(bad)}`,
+    );
+  }
+});
+
+test('moodle.phpFpmSocket: one FastCGI backend "php-fpm" when no backends are listed', () => {
+  const { www } = moodleDirs();
+  const c = validateConfig({ moodle: { phpFpmSocket: '/run/php/php8.2-fpm.sock', wwwRoot: www } });
+  assert.deepEqual(c.loadBalancer.backendServers, [
+    { id: 'php-fpm', protocol: 'fastcgi', host: '', port: 0, socket: '/run/php/php8.2-fpm.sock', weight: 1, healthy: true, maxConnections: 0, group: 'default' },
+  ]);
+  assert.deepEqual(validateConfig(toJson(c)), c, 'round-trips through check-config output');
+  throwsConfig(
+    () => validateConfig({ moodle: { phpFpmSocket: '/run/php/php8.2-fpm.sock' } }),
+    'moodle.wwwRoot',
+    'moodle.wwwRoot: expected the absolute directory of Moodle\'s code because moodle.phpFpmSocket is set, got nothing',
+  );
+  throwsConfig(
+    () => validateConfig({ loadBalancer: { backendServers: [backend('web', 80)] }, moodle: { phpFpmSocket: '/run/php.sock', wwwRoot: www } }),
+    'moodle.phpFpmSocket',
+    'moodle.phpFpmSocket: expected nothing when loadBalancer.backendServers lists backends (add {"id":"php-fpm","protocol":"fastcgi","socket":"/run/php.sock"} there), got "/run/php.sock"',
+  );
+  throwsConfig(() => validateConfig({ moodle: { phpFpmSocket: 'php.sock' } }), 'moodle.phpFpmSocket', 'moodle.phpFpmSocket: expected absolute path of a unix socket, got "php.sock"');
+});
+
+test('moodle.xAccelRedirectPrefix, deniedPaths (Moodle\'s nginx list by default) and deniedPathStatus', () => {
+  const c = validateConfig({});
+  assert.equal(c.moodle.xAccelRedirectPrefix, '/dataroot/');
+  assert.ok(c.moodle.deniedPaths.includes('/vendor/') && c.moodle.deniedPaths.includes('composer.json') && c.moodle.deniedPaths.includes('.lock'));
+  assert.equal(c.moodle.deniedPathStatus, 404);
+  const custom = validateConfig({ moodle: { xAccelRedirectPrefix: '/files/', deniedPaths: ['/secret/'], deniedPathStatus: 403 } });
+  assert.deepEqual([custom.moodle.xAccelRedirectPrefix, custom.moodle.deniedPaths, custom.moodle.deniedPathStatus], ['/files/', ['/secret/'], 403]);
+  assert.deepEqual(validateConfig({ moodle: { deniedPaths: [] } }).moodle.deniedPaths, []);
+  throwsConfig(() => validateConfig({ moodle: { deniedPathStatus: 401 } }), 'moodle.deniedPathStatus', 'moodle.deniedPathStatus: expected 403 or 404, got 401');
+  throwsConfig(() => validateConfig({ moodle: { xAccelRedirectPrefix: '/dataroot' } }), 'moodle.xAccelRedirectPrefix', 'moodle.xAccelRedirectPrefix: expected path starting and ending with "/", got "/dataroot"');
+  throwsConfig(() => validateConfig({ moodle: { deniedPaths: ['/vendor/', ''] } }), 'moodle.deniedPaths[1]', 'moodle.deniedPaths[1]: expected non-empty string, got ""');
 });
