@@ -9,6 +9,7 @@ const COLORS: Record<string, string> = {
   nginx: '#2ca02c',
   haproxy: '#1f77b4',
   caddy: '#9467bd',
+  node15: '#ff7f0e',
 };
 
 const ROW = 14;

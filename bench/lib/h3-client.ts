@@ -40,6 +40,8 @@ export interface H3ConnectOptions {
   connectTimeoutMs?: number;
   /** quiche's max_udp_payload_size (RFC 9000 §18.2); default 1350 as quiclb. */
   maxUdpPayloadSize?: number;
+  /** max_idle_timeout offered (RFC 9000 §10.1); default 30 s. The idle-connection bench holds them longer. */
+  idleTimeoutMs?: number;
 }
 
 export interface H3RequestOptions {
@@ -92,16 +94,17 @@ interface PeerUniStream {
 /** The binding (the thread-safe copy when there is one), loaded on first use in this thread. */
 const quiche = (): QuicheBinding => loadQuiche();
 
-const configs = new Map<number, QuicheConfig>();
+const configs = new Map<string, QuicheConfig>();
 
-/** One quiche Config per payload size and thread: building one loads BoringSSL state. */
-function clientConfig(maxUdpPayload: number): QuicheConfig {
-  let c = configs.get(maxUdpPayload);
+/** One quiche Config per payload size, idle timeout and thread: building one loads BoringSSL state. */
+function clientConfig(maxUdpPayload: number, idleTimeoutMs: number): QuicheConfig {
+  const key = `${maxUdpPayload}/${idleTimeoutMs}`;
+  let c = configs.get(key);
   if (c) return c;
   c = new (quiche().Config)();
   c.verifyPeer(false);
   c.setApplicationProtos(['h3']);
-  c.setMaxIdleTimeout(30_000);
+  c.setMaxIdleTimeout(idleTimeoutMs);
   c.setMaxRecvUdpPayloadSize(maxUdpPayload);
   c.setMaxSendUdpPayloadSize(maxUdpPayload);
   c.setInitialMaxData(32 * 1024 * 1024);
@@ -111,7 +114,7 @@ function clientConfig(maxUdpPayload: number): QuicheConfig {
   c.setInitialMaxStreamsBidi(0);
   c.setInitialMaxStreamsUni(16);
   c.setDisableActiveMigration(true);
-  configs.set(maxUdpPayload, c);
+  configs.set(key, c);
   return c;
 }
 
@@ -140,13 +143,13 @@ export class H3Connection {
   /** Why the connection ended, for requests that fail after it. */
   private closeReason = '';
 
-  private constructor(sock: dgram.Socket, local: HostPort, peer: HostPort, servername: string, maxUdpPayload: number) {
+  private constructor(sock: dgram.Socket, local: HostPort, peer: HostPort, servername: string, maxUdpPayload: number, idleTimeoutMs: number) {
     this.sock = sock;
     this.local = local;
     this.peer = peer;
     this.authority = `${peer.host}:${peer.port}`;
     this.sendBuf = Buffer.allocUnsafe(maxUdpPayload);
-    this.conn = quiche().Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload));
+    this.conn = quiche().Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload, idleTimeoutMs));
     sock.on('message', (msg) => this.onDatagram(msg));
     sock.on('error', (err) => this.fail(new H3ClientError('H3C_CLOSED', `UDP socket error: ${err.message}`)));
   }
@@ -170,7 +173,7 @@ export class H3Connection {
       // the kernel's default then
     }
     const local = { host: '127.0.0.1', port: sock.address().port };
-    const h = new H3Connection(sock, local, { host: opts.host, port: opts.port }, opts.servername ?? 'localhost', opts.maxUdpPayloadSize ?? 1350);
+    const h = new H3Connection(sock, local, { host: opts.host, port: opts.port }, opts.servername ?? 'localhost', opts.maxUdpPayloadSize ?? 1350, opts.idleTimeoutMs ?? 30_000);
     const timeoutMs = opts.connectTimeoutMs ?? 5000;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => {

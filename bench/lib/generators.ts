@@ -1,0 +1,224 @@
+// Which load generator measures a run, and running the external ones. Closed loop, keep-alive:
+//   HTTP/1.1 and HTTP/1.1+TLS -> wrk;  HTTP/2 -> h2load;
+// fixed rate (--rate, --half-peak), keep-alive:
+//   HTTP/1.1 and HTTP/1.1+TLS -> h2load --h1 --rps;  HTTP/2 -> h2load --rps;
+// our own client (bench/lib/load-worker.ts: undici, or bench/lib/h3-client.ts) for HTTP/3, for new-connection
+// runs (neither tool opens a connection per request), and wherever the tool is not installed (or --generator
+// own). The external tools talk to the first endpoint only: the baseline's two backends are two server blocks
+// of one nginx, served by the same worker processes, so one of them carries the same load.
+// CPU of the target is read from /proc over the middle 80 % of the tool's measured phase (the tool's own
+// start, connection set-up and teardown stay outside), and req/s is the tool's count over its measured phase.
+import { writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { latencyFromLog, h2loadArgs, parseH2load } from './h2load.ts';
+import type { LoadRunner, LoadSpec, Measurement } from './load.ts';
+import { cpuSeconds, findBin, rssBytes, startProcess, threadCpuSeconds } from './procs.ts';
+import type { ProgressFn } from './progress.ts';
+import type { Endpoint, Protocol, Target } from './targets.ts';
+import type { Reuse } from './load-types.ts';
+import { parseWrk, wrkArgs, wrkDurationS, wrkScript } from './wrk.ts';
+
+export type GeneratorMode = 'auto' | 'own';
+export type GeneratorName = 'wrk' | 'h2load' | 'h2load-h1' | 'own';
+
+export interface Tools {
+  wrk: string | undefined;
+  h2load: string | undefined;
+}
+
+export function installedTools(): Tools {
+  return { wrk: findBin('wrk'), h2load: findBin('h2load') };
+}
+
+export function pickGenerator(protocol: Protocol, reuse: Reuse, fixedRate: boolean, mode: GeneratorMode, tools: Tools): GeneratorName {
+  if (mode === 'own' || reuse === 'newconn' || protocol === 'h3') return 'own';
+  if (protocol === 'h2') return tools.h2load ? 'h2load' : 'own';
+  if (fixedRate) return tools.h2load ? 'h2load-h1' : 'own';
+  return tools.wrk ? 'wrk' : tools.h2load ? 'h2load-h1' : 'own';
+}
+
+export function generatorLabel(g: GeneratorName, protocol: Protocol): string {
+  if (g === 'own') return protocol === 'h3' ? 'own h3' : 'own undici';
+  return g === 'h2load-h1' ? 'h2load --h1' : g;
+}
+
+export interface MeasureContext {
+  runner: LoadRunner;
+  tools: Tools;
+  mode: GeneratorMode;
+  /** Client threads (wrk -t, h2load -t). */
+  threads: number;
+  /** A scratch directory for scripts, upload files and logs. */
+  tmpDir: string;
+  backendPids(): number[];
+}
+
+interface CpuSample {
+  at: number;
+  target: number;
+  backend: number;
+  primary: number;
+  client: number;
+}
+
+function sampleCpu(target: Target, backendPids: () => number[], toolPid: number): CpuSample {
+  return {
+    at: performance.now(),
+    target: cpuSeconds(target.pids()),
+    backend: cpuSeconds(backendPids()),
+    primary: target.primaryPid !== undefined ? threadCpuSeconds(target.primaryPid) : 0,
+    client: cpuSeconds([toolPid]),
+  };
+}
+
+function url(ep: Endpoint, path: string): string {
+  return `${ep.protocol === 'h1' ? 'http' : 'https'}://127.0.0.1:${ep.port}${path}`;
+}
+
+let runSeq = 0;
+
+/** Runs one measurement with the generator `g` (see pickGenerator) and adds RSS and per-core figures. */
+export async function measureWith(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec, target: Target, onProgress: ProgressFn): Promise<Measurement> {
+  const m = g === 'own' ? await ctx.runner.run(spec, target, () => ctx.backendPids(), onProgress) : await runExternal(g, ctx, spec, target, onProgress);
+  m.targetRssBytes = rssBytes(target.pids());
+  m.rpsPerTargetCore = m.targetCpu > 0 ? m.rps / m.targetCpu : NaN;
+  if (spec.rate > 0) m.offeredRps = spec.rate;
+  return m;
+}
+
+async function runExternal(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec, target: Target, onProgress: ProgressFn): Promise<Measurement> {
+  const ep = spec.endpoints[0];
+  const seq = ++runSeq;
+  const logFile = join(ctx.tmpDir, `gen-${seq}.out`);
+  let warmOffsetS = 0;
+  let bin: string;
+  let args: string[];
+  // When the tool's measured phase starts, ms after it is spawned.
+  let phaseStartMs: number;
+  let phaseMs: number;
+  let h2loadLog = '';
+  if (g === 'wrk') {
+    // wrk has no warm-up: our own client warms the target up first, for the same time, unmeasured.
+    if (spec.warmupMs > 0) {
+      await ctx.runner.run({ ...spec, endpoints: [ep], durationMs: spec.warmupMs, warmupMs: 0, rate: 0 }, target, () => ctx.backendPids(), (e) => onProgress(e));
+      warmOffsetS = spec.warmupMs / 1000;
+    }
+    const script = join(ctx.tmpDir, `wrk-${seq}.lua`);
+    await writeFile(script, wrkScript(spec.method, spec.uploadBytes));
+    phaseMs = wrkDurationS(spec.durationMs / 1000) * 1000;
+    phaseStartMs = 0;
+    bin = ctx.tools.wrk!;
+    args = wrkArgs({ url: url(ep, spec.path), method: spec.method, uploadBytes: spec.uploadBytes, threads: ctx.threads, connections: spec.concurrency, durationS: phaseMs / 1000, scriptFile: script });
+  } else {
+    const h1 = g === 'h2load-h1';
+    const streams = h1 ? 1 : Math.max(1, spec.streams);
+    const clients = Math.max(1, Math.ceil(spec.concurrency / streams));
+    let dataFile: string | undefined;
+    if (spec.uploadBytes > 0) {
+      dataFile = join(ctx.tmpDir, `upload-${spec.uploadBytes}.bin`);
+      await writeFile(dataFile, Buffer.alloc(spec.uploadBytes, 120));
+    }
+    h2loadLog = join(ctx.tmpDir, `h2load-${seq}.log`);
+    phaseMs = spec.durationMs;
+    phaseStartMs = spec.warmupMs;
+    bin = ctx.tools.h2load!;
+    args = h2loadArgs({
+      url: url(ep, spec.path),
+      h1,
+      clients,
+      streams,
+      threads: ctx.threads,
+      durationMs: spec.durationMs,
+      warmupMs: spec.warmupMs,
+      rpsPerClient: spec.rate > 0 ? spec.rate / clients : 0,
+      logFile: h2loadLog,
+      dataFile,
+    });
+  }
+
+  const proc = startProcess(generatorLabel(g, ep.protocol), bin, args, logFile);
+  const t0 = performance.now();
+  const ticker = setInterval(() => onProgress(warmOffsetS + (performance.now() - t0) / 1000), 250);
+  let first: CpuSample | undefined;
+  let last: CpuSample | undefined;
+  const sample = (): CpuSample => sampleCpu(target, () => ctx.backendPids(), proc.child.pid!);
+  const startTimer = setTimeout(() => (first = sample()), phaseStartMs + phaseMs * 0.1);
+  const endTimer = setTimeout(() => (last = sample()), phaseStartMs + phaseMs * 0.9);
+  // A tool that hangs (a target that stopped answering) is stopped well after its planned end.
+  const killTimer = setTimeout(() => proc.child.kill('SIGKILL'), phaseStartMs + phaseMs + 60_000);
+  try {
+    await proc.exited;
+  } finally {
+    clearInterval(ticker);
+    clearTimeout(startTimer);
+    clearTimeout(endTimer);
+    clearTimeout(killTimer);
+  }
+  const out = readFileSync(logFile, 'utf8');
+  if (proc.child.exitCode !== 0) throw new Error(`${generatorLabel(g, ep.protocol)} exited with ${proc.child.exitCode ?? proc.child.signalCode}: ${out.trim().split('\n').slice(-3).join(' | ')}`);
+  // Exited before the sampling window closed: nothing measurable (the tool's process is gone).
+  first ??= sample();
+  last ??= sample();
+  const dt = (last.at - first.at) / 1000;
+  const cores = (a: number, b: number): number => (dt > 0.05 ? (b - a) / dt : NaN);
+  const targetCpu = cores(first.target, last.target);
+  const backendCpu = cores(first.backend, last.backend);
+  const primaryCpu = target.primaryPid !== undefined ? cores(first.primary, last.primary) : undefined;
+  const clientCpu = cores(first.client, last.client);
+
+  let m: Measurement;
+  if (g === 'wrk') {
+    const w = parseWrk(out);
+    const errors = w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
+    const samples: string[] = [];
+    for (const [k, v] of Object.entries(w.errors)) if (v > 0) samples.push(`wrk: ${v} ${k} errors`);
+    // wrk counts response bytes with headers: a shorter average than the body alone means short answers.
+    const short = w.requests > 0 && w.bytes / w.requests < spec.expectBytes;
+    if (short) samples.push(`responses average ${Math.round(w.bytes / w.requests)} bytes with headers, the body alone should be ${spec.expectBytes}`);
+    // wrk counts answers >= 400 in its requests and in errors.status.
+    const requests = w.requests - w.errors.status;
+    m = base(requests / w.durationS, requests, errors + (short ? 1 : 0), w.durationS, spec);
+    m.latency = w.latency;
+    m.errorSamples = samples;
+  } else {
+    const h = parseH2load(out);
+    const samples: string[] = [];
+    if (h.failed > 0) samples.push(`h2load: ${h.failed} failed (${h.errored} errored, ${h.timeout} timeout)`);
+    // h2load's traffic counters include the warm-up, its request counts do not: only too few bytes is a sign.
+    const bodyAvg = h.succeeded > 0 ? h.dataBytes / h.succeeded : spec.expectBytes;
+    const short = bodyAvg < spec.expectBytes - 1;
+    if (short) samples.push(`response bodies average ${bodyAvg.toFixed(0)} bytes, expected ${spec.expectBytes}`);
+    const durationS = spec.durationMs / 1000;
+    m = base(h.succeeded / durationS, h.succeeded, h.failed + (short ? 1 : 0), durationS, spec);
+    // Percentiles from the per-request log; h2load's own min/max/mean where the log is missing.
+    m.latency = latencyFromLog(h2loadLog) ?? { p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: h.max, mean: h.mean };
+    m.errorSamples = samples;
+  }
+  m.generator = generatorLabel(g, ep.protocol);
+  m.targetCpu = targetCpu;
+  m.backendCpu = backendCpu;
+  m.primaryCpu = primaryCpu;
+  m.clientCpu = clientCpu;
+  onProgress(warmOffsetS + (performance.now() - t0) / 1000, m.requests, true);
+  return m;
+}
+
+function base(rps: number, requests: number, errors: number, durationS: number, spec: LoadSpec): Measurement {
+  return {
+    generator: '',
+    requests,
+    errors,
+    rps,
+    mibps: (requests * (spec.uploadBytes > 0 ? spec.uploadBytes : spec.expectBytes)) / durationS / 1048576,
+    latency: { p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, mean: NaN },
+    lateSends: 0,
+    errorSamples: [],
+    clientCpu: NaN,
+    targetCpu: NaN,
+    backendCpu: NaN,
+    rpsPerTargetCore: NaN,
+    targetRssBytes: 0,
+    durationS,
+  };
+}
