@@ -11,7 +11,7 @@ import { ensureSelfSigned } from '../src/shared/tls-material.ts';
 import { parseBenchArgs, USAGE, type BenchOptions } from './lib/args.ts';
 import { startBackends, type BackendSet } from './lib/backends.ts';
 import { svgChart } from './lib/chart.ts';
-import { findProfiles, formatSummaries, summarizeProfile } from './lib/cpuprofile.ts';
+import { findProfiles, formatSummaries, summarizeProfile, type Window } from './lib/cpuprofile.ts';
 import { generatorLabel, installedTools, measureWith, pickGenerator, type MeasureContext, type Tools } from './lib/generators.ts';
 import { idleMarkdown, runIdleConns } from './lib/idle-conns.ts';
 import { LoadRunner, type LoadSpec } from './lib/load.ts';
@@ -240,9 +240,19 @@ async function main(): Promise<void> {
     notes,
   };
   if (profileDir) {
-    const files = findProfiles(profileDir);
-    const summary = formatSummaries(files.map(summarizeProfile), 15, (x) => x.file.slice(profileDir.length + 1));
+    // Only the samples taken while quiclb was under measured load: start-up, warm-up and the other targets' runs
+    // stay out. Each quiclb-wN directory holds the profiles of the quiclb run with N workers.
+    const windowsOf = (workers: number): Window[] =>
+      results
+        .filter((r) => r.scenario.shards === workers)
+        .flatMap((r) => r.results.filter((x) => x.target === 'quiclb').flatMap((x) => [x.m.windowUs, x.halfPeak?.windowUs]))
+        .filter((w): w is Window => w !== undefined);
+    const summaries = findProfiles(profileDir).map((f) => summarizeProfile(f, windowsOf(Number(/quiclb-w(\d+)/.exec(f)?.[1]))));
+    const label = (x: { file: string }): string => x.file.slice(profileDir.length + 1);
+    const summary = formatSummaries(summaries, 15, label);
     await writeFile(join(profileDir, 'summary.txt'), summary);
+    // The whole life of each thread too (start-up included), for comparison.
+    await writeFile(join(profileDir, 'summary-whole-run.txt'), formatSummaries(findProfiles(profileDir).map((f) => summarizeProfile(f)), 15, label));
     report.profile = { dir: profileDir, summary };
   }
   const md = markdown(report);

@@ -18,9 +18,14 @@ interface ProfileNode {
 
 interface CpuProfile {
   nodes: ProfileNode[];
+  /** CLOCK_MONOTONIC µs. */
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
 }
+
+/** [start, end] in CLOCK_MONOTONIC µs, the clock of the samples (process.hrtime in another process: the same). */
+export type Window = [number, number];
 
 export interface SelfTime {
   /** "name file:line" (line 1-based), or V8's "(garbage collector)", "(program)", "(idle)". */
@@ -31,6 +36,8 @@ export interface SelfTime {
 
 export interface ProfileSummary {
   file: string;
+  /** How many measured windows the samples were taken from; undefined = the whole profile. */
+  windows: number | undefined;
   /** Thread id from the file name (CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile): 0 is the main thread. */
   thread: number;
   totalUs: number;
@@ -51,13 +58,21 @@ export function shortUrl(url: string): string {
   return url.replace(/^file:\/\//, '');
 }
 
-export function summarizeProfile(file: string): ProfileSummary {
+/**
+ * Self time per function and per file. With `windows`, only samples taken inside one of them count (the bench
+ * passes its measured windows, so start-up and warm-up stay out).
+ */
+export function summarizeProfile(file: string, windows?: Window[]): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map<number, ProfileNode>();
   for (const n of p.nodes) byId.set(n.id, n);
   const selfUs = new Map<number, number>();
-  // Sample i lasts until sample i+1: timeDeltas[i+1].
+  const inside = (t: number): boolean => windows === undefined || windows.some(([a, b]) => t >= a && t <= b);
+  // Sample i is taken at startTime + timeDeltas[0..i] and lasts until sample i+1: timeDeltas[i+1].
+  let t = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    if (!inside(t)) continue;
     const dt = i + 1 < p.timeDeltas.length ? p.timeDeltas[i + 1] : 0;
     selfUs.set(p.samples[i], (selfUs.get(p.samples[i]) ?? 0) + Math.max(0, dt));
   }
@@ -83,6 +98,7 @@ export function summarizeProfile(file: string): ProfileSummary {
   const m = /\.(\d+)\.\d+\.cpuprofile$/.exec(basename(file));
   return {
     file,
+    windows: windows?.length,
     thread: m ? Number(m[1]) : -1,
     totalUs,
     idleUs,
@@ -114,7 +130,8 @@ export function formatSummaries(summaries: ProfileSummary[], top = 15, label: (s
   const lines: string[] = [];
   for (const s of summaries) {
     const busy = s.totalUs - s.idleUs;
-    lines.push(`${label(s)}: thread ${s.thread}${s.thread === 0 ? ' (main: the primary)' : ' (worker: a shard)'}, ${(s.totalUs / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(2)} s busy (${pct(busy, s.totalUs).trim()})`);
+    const scope = s.windows === undefined ? 'whole run' : `inside ${s.windows} measured windows`;
+    lines.push(`${label(s)}: thread ${s.thread}${s.thread === 0 ? ' (main: the primary)' : ' (worker: a shard)'}, ${scope}: ${(s.totalUs / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(2)} s busy (${pct(busy, s.totalUs).trim()})`);
     lines.push(`  top functions by self time (% of busy):`);
     for (const f of s.functions.slice(0, top)) lines.push(`  ${pct(f.us, busy)} ${(f.us / 1000).toFixed(0).padStart(7)} ms  ${f.key}`);
     lines.push(`  top files by self time:`);

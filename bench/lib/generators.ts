@@ -12,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { latencyFromLog, h2loadArgs, parseH2load } from './h2load.ts';
-import type { LoadRunner, LoadSpec, Measurement } from './load.ts';
+import { monotonicUs, type LoadRunner, type LoadSpec, type Measurement } from './load.ts';
 import { cpuSeconds, findBin, rssBytes, startProcess, threadCpuSeconds } from './procs.ts';
 import type { ProgressFn } from './progress.ts';
 import type { Endpoint, Protocol, Target } from './targets.ts';
@@ -56,6 +56,7 @@ export interface MeasureContext {
 
 interface CpuSample {
   at: number;
+  us: number;
   target: number;
   backend: number;
   primary: number;
@@ -65,6 +66,7 @@ interface CpuSample {
 function sampleCpu(target: Target, backendPids: () => number[], toolPid: number): CpuSample {
   return {
     at: performance.now(),
+    us: monotonicUs(),
     target: cpuSeconds(target.pids()),
     backend: cpuSeconds(backendPids()),
     primary: target.primaryPid !== undefined ? threadCpuSeconds(target.primaryPid) : 0,
@@ -200,6 +202,7 @@ async function runExternal(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec
   m.backendCpu = backendCpu;
   m.primaryCpu = primaryCpu;
   m.clientCpu = clientCpu;
+  m.windowUs = [first.us, last.us];
   onProgress(warmOffsetS + (performance.now() - t0) / 1000, m.requests, true);
   return m;
 }

@@ -120,8 +120,9 @@ function openH2(port: number): Promise<http2.ClientHttp2Session> {
   });
 }
 
-function line(msg: string): void {
-  process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${msg}` : `${msg}\n`);
+/** A progress line: rewritten in place on a terminal unless `keep`; one line each on a pipe. */
+function line(msg: string, keep = false): void {
+  process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${msg}${keep ? '\n' : ''}` : `${msg}\n`);
 }
 
 export async function runIdleConns(opts: BenchOptions, dir: string, certFile: string, keyFile: string, cores: number): Promise<IdleReport> {
@@ -143,7 +144,7 @@ export async function runIdleConns(opts: BenchOptions, dir: string, certFile: st
   const open = { h1: 0, h2: 0, h3: 0 };
   const rss = (stage: string): void => {
     stages.push({ stage, ...open, rssBytes: rssBytes(quiclb.pids()) });
-    line(`[idle] ${stage}: quiclb RSS ${(stages.at(-1)!.rssBytes / 1048576).toFixed(1)} MiB\n`);
+    line(`[idle] ${stage}: quiclb RSS ${(stages.at(-1)!.rssBytes / 1048576).toFixed(1)} MiB`, true);
   };
   const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 1000));
   const failures: string[] = [];
@@ -165,13 +166,19 @@ export async function runIdleConns(opts: BenchOptions, dir: string, certFile: st
     await settle();
     rss('warm (one request of each protocol, closed)');
 
-    const h1 = await openMany(asked.h1, 256, () => openH1(h1Port), (n, f) => ((open.h1 = n), n % 500 === 0 && line(`[idle] HTTP/1.1 ${n}/${asked.h1} open, ${f} failed`)));
+    const h1 = await openMany(asked.h1, 256, () => openH1(h1Port), (n, f) => {
+      open.h1 = n;
+      if ((n + f) % 500 === 0) line(`[idle] HTTP/1.1 ${n}/${asked.h1} open, ${f} failed`);
+    });
     sockets.push(...h1.ok);
     failures.push(...h1.failures.slice(0, 5).map((f) => `HTTP/1.1: ${f} (${h1.failures.length} failures)`));
     await settle();
     rss(`+${open.h1} idle HTTP/1.1`);
 
-    const h2 = await openMany(asked.h2, 32, () => openH2(tlsPort), (n, f) => ((open.h2 = n), n % 200 === 0 && line(`[idle] HTTP/2 ${n}/${asked.h2} open, ${f} failed`)));
+    const h2 = await openMany(asked.h2, 32, () => openH2(tlsPort), (n, f) => {
+      open.h2 = n;
+      if ((n + f) % 200 === 0) line(`[idle] HTTP/2 ${n}/${asked.h2} open, ${f} failed`);
+    });
     sessions.push(...h2.ok);
     failures.push(...h2.failures.slice(0, 5).map((f) => `HTTP/2: ${f} (${h2.failures.length} failures)`));
     await settle();

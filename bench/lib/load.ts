@@ -7,6 +7,11 @@ import type { Endpoint, Target } from './targets.ts';
 import { cpuSeconds, threadCpuSeconds } from './procs.ts';
 import { quicheBindingFile } from '../../src/quic/quiche.ts';
 
+/** CLOCK_MONOTONIC in µs: the clock V8 stamps CPU profile samples with, so windows can be matched to samples. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
 export interface LoadSpec {
   endpoints: Endpoint[];
   method: 'GET' | 'POST';
@@ -57,6 +62,8 @@ export interface Measurement {
   targetRssBytes: number;
   /** Fixed-rate runs: the rate asked for, req/s in total. */
   offeredRps?: number;
+  /** The window CPU was measured over, CLOCK_MONOTONIC µs (the clock of V8's .cpuprofile timestamps). */
+  windowUs?: [number, number];
   durationS: number;
 }
 
@@ -108,8 +115,10 @@ export class LoadRunner {
     let cpuT0 = 0;
     let cpuB0 = 0;
     let cpuP0 = 0;
+    let w0 = monotonicUs();
     const t0 = performance.now();
     const cpuStart = setTimeout(() => {
+      w0 = monotonicUs();
       cpuT0 = cpuSeconds(target.pids());
       cpuB0 = cpuSeconds(backendPids());
       if (target.primaryPid !== undefined) cpuP0 = threadCpuSeconds(target.primaryPid);
@@ -149,6 +158,7 @@ export class LoadRunner {
     onProgress((performance.now() - t0) / 1000, Atomics.load(view, 0));
     const m = merge(results, spec, targetCpu, backendCpu);
     m.primaryCpu = primaryCpu;
+    m.windowUs = [w0, monotonicUs()];
     m.generator = h3 ? 'own h3' : 'own undici';
     return m;
   }

@@ -229,23 +229,28 @@ export function rssBytes(pids: number[]): number {
 }
 
 /**
- * Raises RLIMIT_NOFILE of this process (and so of every child it starts after) to `want` with prlimit(1):
- * Node has no setrlimit. The soft limit may go up to the hard one; the hard one only as root. Returns the
- * limit now in force and a sentence for the report.
+ * Raises RLIMIT_NOFILE of this process (and so of every child it starts after) towards `want` with prlimit(1):
+ * Node has no setrlimit. The soft limit may go up to the hard one; the hard one only with CAP_SYS_RESOURCE.
+ * Returns the soft limit now in force and a sentence for the report that says what was done.
  */
 export function raiseNofile(want: number): { soft: number; note: string } {
+  if (findBin('prlimit') === undefined) return { soft: 0, note: 'prlimit(1) not found: RLIMIT_NOFILE left as it was' };
+  const pid = String(process.pid);
   const read = (): [number, number] => {
-    const r = spawnSync('prlimit', ['--pid', String(process.pid), '--nofile', '--output', 'SOFT,HARD', '--noheadings'], { encoding: 'utf8' });
+    const r = spawnSync('prlimit', ['--pid', pid, '--nofile', '--output', 'SOFT,HARD', '--noheadings'], { encoding: 'utf8' });
     const [soft, hard] = (r.stdout ?? '').trim().split(/\s+/).map((x) => (x === 'unlimited' ? Infinity : Number(x)));
     return [soft || 0, hard || 0];
   };
-  if (findBin('prlimit') === undefined) return { soft: 0, note: 'prlimit(1) not found: RLIMIT_NOFILE left as it was' };
+  const set = (soft: number, hard: number): boolean =>
+    spawnSync('prlimit', ['--pid', pid, `--nofile=${soft}:${hard === Infinity ? 'unlimited' : hard}`]).status === 0;
   const [soft0, hard0] = read();
-  if (soft0 >= want) return { soft: soft0, note: `RLIMIT_NOFILE already ${soft0}` };
-  const root = process.getuid?.() === 0;
-  const target = root ? want : Math.min(want, hard0);
-  const hard = root ? Math.max(want, hard0) : hard0;
-  spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${target}:${hard === Infinity ? 'unlimited' : hard}`]);
+  if (soft0 >= want) return { soft: soft0, note: `RLIMIT_NOFILE is ${soft0} (>= ${want} needed): left as it was` };
+  let how = `prlimit --pid <bench> --nofile=${want}:${Math.max(want, hard0)}`;
+  if (!set(want, Math.max(want, hard0))) {
+    // No CAP_SYS_RESOURCE: the soft limit can still go up to the hard one.
+    how = `prlimit --pid <bench> --nofile=${hard0}:${hard0} (the hard limit ${hard0} could not be raised: no CAP_SYS_RESOURCE)`;
+    set(hard0, hard0);
+  }
   const [soft1] = read();
-  return { soft: soft1, note: `RLIMIT_NOFILE of the bench raised from ${soft0} to ${soft1} with prlimit --pid ${process.pid} (children inherit it)` };
+  return { soft: soft1, note: `RLIMIT_NOFILE of the bench (inherited by quiclb, which it starts) raised from ${soft0} to ${soft1} with ${how}` };
 }
