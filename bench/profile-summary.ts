@@ -11,4 +11,4 @@ if (positionals.length === 0) {
   process.exit(2);
 }
 const files = positionals.flatMap((p) => (statSync(p).isDirectory() ? findProfiles(p) : [p]));
-process.stdout.write(formatSummaries(files.map(summarizeProfile), Number(values.top)));
+process.stdout.write(formatSummaries(files.map((f) => summarizeProfile(f)), Number(values.top)));
