@@ -59,6 +59,20 @@ if (!isMainThread && (workerData as { role?: string } | undefined)?.role === 'se
     };
     pump();
   });
+} else if (!isMainThread && (workerData as { role?: string } | undefined)?.role === 'sink') {
+  // Where the primary's outgoing datagrams go (the clients): counts what arrives, reports on request.
+  const sock = dgram.createSocket('udp4');
+  let got = 0;
+  sock.on('message', () => got++);
+  parentPort!.on('message', () => parentPort!.postMessage({ got }));
+  sock.bind(0, '127.0.0.1', () => {
+    try {
+      sock.setRecvBufferSize(8 * 1024 * 1024);
+    } catch {
+      // the kernel's default then
+    }
+    parentPort!.postMessage({ port: sock.address().port });
+  });
 } else if (!isMainThread) {
   // The shard side: touch each datagram (as quiche's recv would read it), acknowledge routed batches, report
   // when all of a postMessage run arrived.
@@ -252,6 +266,60 @@ if (!isMainThread && (workerData as { role?: string } | undefined)?.role === 'se
     );
   };
 
+  /**
+   * The other direction: batches of datagrams a shard hands back (quic:out) sent by the primary through the
+   * router's socket, one socket.send each, to a sink thread. Datagrams per CPU-second of the primary thread.
+   */
+  const outboundRate = async (name: string, packets: Buffer[]): Promise<void> => {
+    await router.listen();
+    const sink = new Worker(new URL(import.meta.url), { workerData: { role: 'sink' } });
+    const sinkPort = (await new Promise<{ port: number }>((r) => sink.once('message', r))).port;
+    const received = (): Promise<number> =>
+      new Promise((r) => {
+        sink.once('message', (m: { got: number }) => r(m.got));
+        sink.postMessage('count');
+      });
+    // Batches as a shard builds them (32 datagrams each), built once and handed over again and again.
+    const batches = Array.from({ length: 64 }, (_, b) => {
+      const w = new DatagramBatchWriter();
+      for (let k = 0; k < 32; k++) {
+        const p = packets[(b * 32 + k) % packets.length];
+        w.append(p, p.length, '127.0.0.1', sinkPort);
+      }
+      return w.take()!;
+    });
+    const d0 = drops();
+    const cpu0 = process.threadCpuUsage();
+    const t0 = performance.now();
+    let i = 0;
+    await new Promise<void>((resolve) => {
+      const burst = (): void => {
+        for (let k = 0; k < 4 && i < N; k++, i += 32) {
+          const b = batches[(i / 32) % batches.length];
+          router.onShardMessage(0, { type: 'quic:out', ack: 0, buf: b.buf, len: b.len, n: b.n });
+        }
+        if (i < N) setImmediate(burst);
+        else resolve();
+      };
+      burst();
+    });
+    // Sends queued in libuv leave on later turns: wait until the sink stops counting.
+    let last = -1;
+    for (let got = await received(); got !== last; got = await received()) {
+      last = got;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const cpu = process.threadCpuUsage(cpu0);
+    const ms = performance.now() - t0 - 50;
+    await sink.terminate();
+    await router.close();
+    const cpuS = (cpu.user + cpu.system) / 1e6;
+    console.log(
+      `${name.padEnd(40)} ${(i / (ms / 1000)).toFixed(0).padStart(9)} datagrams/s  ${(i / cpuS).toFixed(0).padStart(9)} per primary CPU-second ` +
+        `(${((cpuS * 1e6) / i).toFixed(2)} us CPU each; router dropped ${drops() - d0} at its send-queue bound, sink got ${last})`,
+    );
+  };
+
   console.log(`node ${process.version}, ${N} datagrams of ${SIZE} octets, primary -> worker thread`);
   if (!values['route-only']) {
     await perDatagram();
@@ -263,6 +331,8 @@ if (!isMainThread && (workerData as { role?: string } | undefined)?.role === 'se
   await routeRate(`route(), ${SIZE}-octet datagrams`, packetPool('fixed'));
   await routeRate('route(), mixed (3/4 60-octet ACKs, 1/4 1350)', packetPool('mixed'));
   await socketRate(`UDP socket + route(), mixed, ${seconds}s`, packetPool('mixed'));
+  console.log('\nsending what the shards hand back (quic:out), one socket.send per datagram (on loopback the kernel delivers in the sender\'s time)');
+  await outboundRate(`quic:out -> socket, ${SIZE}-octet datagrams`, packetPool('fixed'));
   await worker.terminate();
   for (const w of shardWorkers) await w.terminate();
 }

@@ -93,7 +93,9 @@ async function runExternal(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec
   const ep = spec.endpoints[0];
   const seq = ++runSeq;
   const logFile = join(ctx.tmpDir, `gen-${seq}.out`);
-  let warmOffsetS = 0;
+  // Progress counts from here: the warm-up (wrk) and the tool's run read as one.
+  const t0 = performance.now();
+  const elapsedS = (): number => (performance.now() - t0) / 1000;
   let bin: string;
   let args: string[];
   // When the tool's measured phase starts, ms after it is spawned.
@@ -103,8 +105,7 @@ async function runExternal(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec
   if (g === 'wrk') {
     // wrk has no warm-up: our own client warms the target up first, for the same time, unmeasured.
     if (spec.warmupMs > 0) {
-      await ctx.runner.run({ ...spec, endpoints: [ep], durationMs: spec.warmupMs, warmupMs: 0, rate: 0 }, target, () => ctx.backendPids(), (e) => onProgress(e));
-      warmOffsetS = spec.warmupMs / 1000;
+      await ctx.runner.run({ ...spec, endpoints: [ep], durationMs: spec.warmupMs, warmupMs: 0, rate: 0 }, target, () => ctx.backendPids(), () => onProgress(elapsedS()));
     }
     const script = join(ctx.tmpDir, `wrk-${seq}.lua`);
     await writeFile(script, wrkScript(spec.method, spec.uploadBytes));
@@ -140,8 +141,7 @@ async function runExternal(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec
   }
 
   const proc = startProcess(generatorLabel(g, ep.protocol), bin, args, logFile);
-  const t0 = performance.now();
-  const ticker = setInterval(() => onProgress(warmOffsetS + (performance.now() - t0) / 1000), 250);
+  const ticker = setInterval(() => onProgress(elapsedS()), 250);
   let first: CpuSample | undefined;
   let last: CpuSample | undefined;
   const sample = (): CpuSample => sampleCpu(target, () => ctx.backendPids(), proc.child.pid!);
@@ -203,7 +203,7 @@ async function runExternal(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec
   m.primaryCpu = primaryCpu;
   m.clientCpu = clientCpu;
   m.windowUs = [first.us, last.us];
-  onProgress(warmOffsetS + (performance.now() - t0) / 1000, m.requests, true);
+  onProgress(elapsedS(), m.requests, true);
   return m;
 }
 

@@ -235,7 +235,8 @@ export async function startNode15Target(env: PeerEnv): Promise<Target> {
   const script = new URL('../node15.ts', import.meta.url).pathname;
   const args = [script, String(plain), String(tls), env.certFile, env.keyFile, ...env.backends.map((b) => `127.0.0.1:${b.port}`)];
   const proc = startProcess('node15', process.execPath, args, join(d, 'out.log'));
-  await waitPorts(proc, [plain, tls]);
+  // Node loads undici and strips types first: seconds on a busy machine.
+  await waitPorts(proc, [plain, tls], 60_000);
   return { name: 'node15', endpoints: standardEndpoints(plain, tls, false), pids: () => [proc.child.pid!], stop: () => proc.stop() };
 }
 
