@@ -24,7 +24,7 @@ const UPLOAD_BYTES = 1048576;
 const UPLOAD_RESPONSE = 'ok\n'.length;
 
 /**
- * The --quick subset: one representative of each axis, so every protocol, both reuse modes, the three sizes, the
+ * The --quick subset: one representative of each axis, so every protocol, both reuse modes, three sizes (not 16k), the
  * upload and both shard counts appear once. Peers run on the three *-small-keepalive-1shard ones.
  */
 export const QUICK_SET: ReadonlyArray<string> = [
