@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   const backendSet: BackendSet = await startBackends(dir, certFile, keyFile, Math.max(1, availableParallelism()));
   const direct = directTarget(backendSet.backends, backendSet.proc);
   const runner = new LoadRunner(opts.threads);
-  const ctx: MeasureContext = { runner, tools, mode: opts.generator, threads: opts.threads, tmpDir: dir, backendPids: () => processTree(backendSet.proc.child.pid!) };
+  const ctx: MeasureContext = { runner, tools, threads: opts.threads, tmpDir: dir, backendPids: () => processTree(backendSet.proc.child.pid!) };
   const results: ScenarioResult[] = [];
   const memory: MemoryAfter[] = [];
   const targetsOf = (s: Scenario): number => 2 + peers.filter((p) => peerRuns(opts, s, p) && peerSpeaks(p, s)).length;

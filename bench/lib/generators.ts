@@ -46,7 +46,6 @@ export function generatorLabel(g: GeneratorName, protocol: Protocol): string {
 export interface MeasureContext {
   runner: LoadRunner;
   tools: Tools;
-  mode: GeneratorMode;
   /** Client threads (wrk -t, h2load -t). */
   threads: number;
   /** A scratch directory for scripts, upload files and logs. */
@@ -89,66 +88,112 @@ export async function measureWith(g: GeneratorName, ctx: MeasureContext, spec: L
   return m;
 }
 
+/** An external tool's command line, when its measured phase runs, and how to read its output. */
+interface ToolRun {
+  bin: string;
+  args: string[];
+  /** When the measured phase starts, ms after the tool is spawned, and how long it lasts. */
+  phaseStartMs: number;
+  phaseMs: number;
+  /** Requests, errors, latency and rates from the tool's output (CPU figures are filled in by the caller). */
+  read(out: string): Measurement;
+}
+
+async function wrkRun(ctx: MeasureContext, spec: LoadSpec, seq: number): Promise<ToolRun> {
+  const ep = spec.endpoints[0];
+  const script = join(ctx.tmpDir, `wrk-${seq}.lua`);
+  await writeFile(script, wrkScript(spec.method, spec.uploadBytes));
+  const phaseMs = wrkDurationS(spec.durationMs / 1000) * 1000;
+  const args = wrkArgs({ url: url(ep, spec.path), method: spec.method, uploadBytes: spec.uploadBytes, threads: ctx.threads, connections: spec.concurrency, durationS: phaseMs / 1000, scriptFile: script });
+  return {
+    bin: ctx.tools.wrk!,
+    args,
+    phaseStartMs: 0,
+    phaseMs,
+    read(out) {
+      const w = parseWrk(out);
+      const errors = w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
+      const samples: string[] = [];
+      for (const [k, v] of Object.entries(w.errors)) if (v > 0) samples.push(`wrk: ${v} ${k} errors`);
+      // wrk counts response bytes with headers: a shorter average than the body alone means short answers.
+      const short = w.requests > 0 && w.bytes / w.requests < spec.expectBytes;
+      if (short) samples.push(`responses average ${Math.round(w.bytes / w.requests)} bytes with headers, the body alone should be ${spec.expectBytes}`);
+      // wrk counts answers >= 400 in its requests and in errors.status.
+      const requests = w.requests - w.errors.status;
+      const m = base(requests / w.durationS, requests, errors + (short ? 1 : 0), w.durationS, spec);
+      m.latency = w.latency;
+      m.errorSamples = samples;
+      return m;
+    },
+  };
+}
+
+async function h2loadRun(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec, seq: number): Promise<ToolRun> {
+  const h1 = g === 'h2load-h1';
+  const streams = h1 ? 1 : Math.max(1, spec.streams);
+  const clients = Math.max(1, Math.ceil(spec.concurrency / streams));
+  let dataFile: string | undefined;
+  if (spec.uploadBytes > 0) {
+    dataFile = join(ctx.tmpDir, `upload-${spec.uploadBytes}.bin`);
+    await writeFile(dataFile, Buffer.alloc(spec.uploadBytes, 120));
+  }
+  const logFile = join(ctx.tmpDir, `h2load-${seq}.log`);
+  const args = h2loadArgs({
+    url: url(spec.endpoints[0], spec.path),
+    h1,
+    clients,
+    streams,
+    threads: ctx.threads,
+    durationMs: spec.durationMs,
+    warmupMs: spec.warmupMs,
+    rpsPerClient: spec.rate > 0 ? spec.rate / clients : 0,
+    logFile,
+    dataFile,
+  });
+  return {
+    bin: ctx.tools.h2load!,
+    args,
+    phaseStartMs: spec.warmupMs,
+    phaseMs: spec.durationMs,
+    read(out) {
+      const h = parseH2load(out);
+      const samples: string[] = [];
+      if (h.failed > 0) samples.push(`h2load: ${h.failed} failed (${h.errored} errored, ${h.timeout} timeout)`);
+      // h2load's traffic counters include the warm-up, its request counts do not: only too few bytes is a sign.
+      const bodyAvg = h.succeeded > 0 ? h.dataBytes / h.succeeded : spec.expectBytes;
+      const short = bodyAvg < spec.expectBytes - 1;
+      if (short) samples.push(`response bodies average ${bodyAvg.toFixed(0)} bytes, expected ${spec.expectBytes}`);
+      const durationS = spec.durationMs / 1000;
+      const m = base(h.succeeded / durationS, h.succeeded, h.failed + (short ? 1 : 0), durationS, spec);
+      // Percentiles from the per-request log; h2load's own max and mean where the log is missing.
+      m.latency = latencyFromLog(logFile) ?? { p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: h.max, mean: h.mean };
+      m.errorSamples = samples;
+      return m;
+    },
+  };
+}
+
 async function runExternal(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec, target: Target, onProgress: ProgressFn): Promise<Measurement> {
   const ep = spec.endpoints[0];
   const seq = ++runSeq;
-  const logFile = join(ctx.tmpDir, `gen-${seq}.out`);
   // Progress counts from here: the warm-up (wrk) and the tool's run read as one.
   const t0 = performance.now();
   const elapsedS = (): number => (performance.now() - t0) / 1000;
-  let bin: string;
-  let args: string[];
-  // When the tool's measured phase starts, ms after it is spawned.
-  let phaseStartMs: number;
-  let phaseMs: number;
-  let h2loadLog = '';
-  if (g === 'wrk') {
+  if (g === 'wrk' && spec.warmupMs > 0) {
     // wrk has no warm-up: our own client warms the target up first, for the same time, unmeasured.
-    if (spec.warmupMs > 0) {
-      await ctx.runner.run({ ...spec, endpoints: [ep], durationMs: spec.warmupMs, warmupMs: 0, rate: 0 }, target, () => ctx.backendPids(), () => onProgress(elapsedS()));
-    }
-    const script = join(ctx.tmpDir, `wrk-${seq}.lua`);
-    await writeFile(script, wrkScript(spec.method, spec.uploadBytes));
-    phaseMs = wrkDurationS(spec.durationMs / 1000) * 1000;
-    phaseStartMs = 0;
-    bin = ctx.tools.wrk!;
-    args = wrkArgs({ url: url(ep, spec.path), method: spec.method, uploadBytes: spec.uploadBytes, threads: ctx.threads, connections: spec.concurrency, durationS: phaseMs / 1000, scriptFile: script });
-  } else {
-    const h1 = g === 'h2load-h1';
-    const streams = h1 ? 1 : Math.max(1, spec.streams);
-    const clients = Math.max(1, Math.ceil(spec.concurrency / streams));
-    let dataFile: string | undefined;
-    if (spec.uploadBytes > 0) {
-      dataFile = join(ctx.tmpDir, `upload-${spec.uploadBytes}.bin`);
-      await writeFile(dataFile, Buffer.alloc(spec.uploadBytes, 120));
-    }
-    h2loadLog = join(ctx.tmpDir, `h2load-${seq}.log`);
-    phaseMs = spec.durationMs;
-    phaseStartMs = spec.warmupMs;
-    bin = ctx.tools.h2load!;
-    args = h2loadArgs({
-      url: url(ep, spec.path),
-      h1,
-      clients,
-      streams,
-      threads: ctx.threads,
-      durationMs: spec.durationMs,
-      warmupMs: spec.warmupMs,
-      rpsPerClient: spec.rate > 0 ? spec.rate / clients : 0,
-      logFile: h2loadLog,
-      dataFile,
-    });
+    await ctx.runner.run({ ...spec, endpoints: [ep], durationMs: spec.warmupMs, warmupMs: 0, rate: 0 }, target, () => ctx.backendPids(), () => onProgress(elapsedS()));
   }
-
-  const proc = startProcess(generatorLabel(g, ep.protocol), bin, args, logFile);
+  const tool = g === 'wrk' ? await wrkRun(ctx, spec, seq) : await h2loadRun(g, ctx, spec, seq);
+  const outFile = join(ctx.tmpDir, `gen-${seq}.out`);
+  const proc = startProcess(generatorLabel(g, ep.protocol), tool.bin, tool.args, outFile);
   const ticker = setInterval(() => onProgress(elapsedS()), 250);
   let first: CpuSample | undefined;
   let last: CpuSample | undefined;
   const sample = (): CpuSample => sampleCpu(target, () => ctx.backendPids(), proc.child.pid!);
-  const startTimer = setTimeout(() => (first = sample()), phaseStartMs + phaseMs * 0.1);
-  const endTimer = setTimeout(() => (last = sample()), phaseStartMs + phaseMs * 0.9);
+  const startTimer = setTimeout(() => (first = sample()), tool.phaseStartMs + tool.phaseMs * 0.1);
+  const endTimer = setTimeout(() => (last = sample()), tool.phaseStartMs + tool.phaseMs * 0.9);
   // A tool that hangs (a target that stopped answering) is stopped well after its planned end.
-  const killTimer = setTimeout(() => proc.child.kill('SIGKILL'), phaseStartMs + phaseMs + 60_000);
+  const killTimer = setTimeout(() => proc.child.kill('SIGKILL'), tool.phaseStartMs + tool.phaseMs + 60_000);
   try {
     await proc.exited;
   } finally {
@@ -157,51 +202,19 @@ async function runExternal(g: GeneratorName, ctx: MeasureContext, spec: LoadSpec
     clearTimeout(endTimer);
     clearTimeout(killTimer);
   }
-  const out = readFileSync(logFile, 'utf8');
+  const out = readFileSync(outFile, 'utf8');
   if (proc.child.exitCode !== 0) throw new Error(`${generatorLabel(g, ep.protocol)} exited with ${proc.child.exitCode ?? proc.child.signalCode}: ${out.trim().split('\n').slice(-3).join(' | ')}`);
-  // Exited before the sampling window closed: nothing measurable (the tool's process is gone).
+  const m = tool.read(out);
+  // Exited before the sampling window closed: no window, so no CPU figures (NaN below).
   first ??= sample();
   last ??= sample();
   const dt = (last.at - first.at) / 1000;
   const cores = (a: number, b: number): number => (dt > 0.05 ? (b - a) / dt : NaN);
-  const targetCpu = cores(first.target, last.target);
-  const backendCpu = cores(first.backend, last.backend);
-  const primaryCpu = target.primaryPid !== undefined ? cores(first.primary, last.primary) : undefined;
-  const clientCpu = cores(first.client, last.client);
-
-  let m: Measurement;
-  if (g === 'wrk') {
-    const w = parseWrk(out);
-    const errors = w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
-    const samples: string[] = [];
-    for (const [k, v] of Object.entries(w.errors)) if (v > 0) samples.push(`wrk: ${v} ${k} errors`);
-    // wrk counts response bytes with headers: a shorter average than the body alone means short answers.
-    const short = w.requests > 0 && w.bytes / w.requests < spec.expectBytes;
-    if (short) samples.push(`responses average ${Math.round(w.bytes / w.requests)} bytes with headers, the body alone should be ${spec.expectBytes}`);
-    // wrk counts answers >= 400 in its requests and in errors.status.
-    const requests = w.requests - w.errors.status;
-    m = base(requests / w.durationS, requests, errors + (short ? 1 : 0), w.durationS, spec);
-    m.latency = w.latency;
-    m.errorSamples = samples;
-  } else {
-    const h = parseH2load(out);
-    const samples: string[] = [];
-    if (h.failed > 0) samples.push(`h2load: ${h.failed} failed (${h.errored} errored, ${h.timeout} timeout)`);
-    // h2load's traffic counters include the warm-up, its request counts do not: only too few bytes is a sign.
-    const bodyAvg = h.succeeded > 0 ? h.dataBytes / h.succeeded : spec.expectBytes;
-    const short = bodyAvg < spec.expectBytes - 1;
-    if (short) samples.push(`response bodies average ${bodyAvg.toFixed(0)} bytes, expected ${spec.expectBytes}`);
-    const durationS = spec.durationMs / 1000;
-    m = base(h.succeeded / durationS, h.succeeded, h.failed + (short ? 1 : 0), durationS, spec);
-    // Percentiles from the per-request log; h2load's own min/max/mean where the log is missing.
-    m.latency = latencyFromLog(h2loadLog) ?? { p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: h.max, mean: h.mean };
-    m.errorSamples = samples;
-  }
   m.generator = generatorLabel(g, ep.protocol);
-  m.targetCpu = targetCpu;
-  m.backendCpu = backendCpu;
-  m.primaryCpu = primaryCpu;
-  m.clientCpu = clientCpu;
+  m.targetCpu = cores(first.target, last.target);
+  m.backendCpu = cores(first.backend, last.backend);
+  m.primaryCpu = target.primaryPid !== undefined ? cores(first.primary, last.primary) : undefined;
+  m.clientCpu = cores(first.client, last.client);
   m.windowUs = [first.us, last.us];
   onProgress(elapsedS(), m.requests, true);
   return m;
