@@ -14,10 +14,18 @@ export interface BenchOptions {
   /** Total req/s for the fixed-rate mode; 0 = closed loop. */
   rate: number;
   shards: number[];
-  /** Peers to run beside quiclb when installed; [] = none. */
+  /** Peers to run beside quiclb when installed (node15 included); [] = none. */
   peers: string[];
   outDir: string;
   list: boolean;
+  /** 'auto': wrk and h2load where installed and able (see generators.ts); 'own': our client everywhere. */
+  generator: 'auto' | 'own';
+  /** After each closed-loop run, a fixed-rate run at half the req/s it reached, for latency. */
+  halfPeak: boolean;
+  /** Run the idle-connection memory scenario instead of the matrix; counts per protocol. */
+  idleConns: { h1: number; h2: number; h3: number } | undefined;
+  /** Run quiclb's threads under V8's CPU profiler and summarize the profiles. */
+  profile: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -31,9 +39,18 @@ export const USAGE = `usage: npm run bench -- [options]
   --rate R              fixed-rate mode: R requests/s in total, latency corrected for coordinated omission
                         (default: closed loop, max throughput)
   --shards LIST         quiclb shard counts (default 1,2)
-  --peers LIST          peers to compare, when installed (default nginx,haproxy,caddy); --no-peers for none
+  --peers LIST          other targets: node15 (the 15-line Node proxy), nginx, haproxy, caddy (default: all,
+                        those installed); --no-peers for none
+  --generator G         auto (default): wrk for HTTP/1.1, h2load for HTTP/2 and fixed rates, where installed;
+                        own: our own client (undici, HTTP/3 client) everywhere
+  --half-peak           after each closed-loop run, one at half the req/s it reached: p50/p99 at half of peak
+  --idle-conns          memory: RSS of quiclb --workers 1 before and after 10,000 idle HTTP/1.1, 2,000 HTTP/2 and
+                        2,000 HTTP/3 keep-alive connections (--idle-h1 N --idle-h2 N --idle-h3 N to change)
+  --profile             run quiclb under V8's CPU profiler (--cpu-prof, every thread); writes .cpuprofile files
+                        and a summary of the top self-time functions next to the report
   --out DIR             where results go (default bench/results)
-  --list                print the scenario names and exit`;
+  --list                print the scenario names and exit
+  Scenario groups for --scenario: acceptance (the per-request-cost issue's keep-alive scenarios).`;
 
 function positive(name: string, v: string | undefined, dflt: number, allowZero = false): number {
   if (v === undefined) return dflt;
@@ -61,6 +78,13 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
         'no-peers': { type: 'boolean', default: false },
         out: { type: 'string' },
         list: { type: 'boolean', default: false },
+        generator: { type: 'string', default: 'auto' },
+        'half-peak': { type: 'boolean', default: false },
+        'idle-conns': { type: 'boolean', default: false },
+        'idle-h1': { type: 'string' },
+        'idle-h2': { type: 'string' },
+        'idle-h3': { type: 'string' },
+        profile: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -73,6 +97,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick;
+  if (values.generator !== 'auto' && values.generator !== 'own') throw new BenchError('BENCH_ARGS', `--generator: expected auto or own, got "${values.generator}"`);
+  const count = (name: string, v: string | undefined, dflt: number): number => Math.round(positive(name, v, dflt, true));
   const shards = (values.shards ?? '1,2').split(',').map((s) => positive('shards', s, 1));
   return {
     quick,
@@ -84,8 +110,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     threads: Math.round(positive('threads', values.threads, Math.min(4, availableParallelism()))),
     rate: positive('rate', values.rate, 0, true),
     shards,
-    peers: values['no-peers'] ? [] : (values.peers ?? 'nginx,haproxy,caddy').split(',').filter(Boolean),
+    peers: values['no-peers'] ? [] : (values.peers ?? 'node15,nginx,haproxy,caddy').split(',').filter(Boolean),
     outDir: values.out ?? new URL('../results', import.meta.url).pathname,
     list: values.list,
+    generator: values.generator,
+    halfPeak: values['half-peak'],
+    idleConns: values['idle-conns']
+      ? { h1: count('idle-h1', values['idle-h1'], 10_000), h2: count('idle-h2', values['idle-h2'], 2000), h3: count('idle-h3', values['idle-h3'], 2000) }
+      : undefined,
+    profile: values.profile,
   };
 }

@@ -1,6 +1,6 @@
 // The bench's two backends: one Debian nginx (our own config in a temp dir) with two servers, each on a plain
 // HTTP/1.1 port and a TLS port, serving fixed bodies from files, so the balancer, not the backend, is measured.
-//   GET /small (100 B), /64k (65536 B), /1m (1048576 B)  static files, sendfile
+//   GET /small (100 B), /16k (16384 B), /64k (65536 B), /1m (1048576 B)  static files, sendfile
 //   POST /upload  reads the whole body (client_body_buffer_size 2m keeps it in memory; proxy_request_buffering
 //                 reads it all before answering), then answers 200 "ok" from /ok on the same server through a
 //                 keep-alive upstream with the body left out (proxy_pass_request_body off).
@@ -9,7 +9,7 @@ import { mkdir, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BenchError, findBin, freePort, startProcess, waitPorts, type Managed } from './procs.ts';
 
-export const BODY_SIZES = { small: 100, '64k': 65536, '1m': 1048576 } as const;
+export const BODY_SIZES = { small: 100, '16k': 16384, '64k': 65536, '1m': 1048576 } as const;
 export type SizeName = keyof typeof BODY_SIZES;
 export const UPLOAD_PATH = '/upload';
 

@@ -9,6 +9,7 @@ const COLORS: Record<string, string> = {
   nginx: '#2ca02c',
   haproxy: '#1f77b4',
   caddy: '#9467bd',
+  node15: '#ff7f0e',
 };
 
 const ROW = 14;
@@ -57,11 +58,14 @@ export function svgChart(report: BenchReport): string {
       parts.push(`<rect x="${PAD + NAME_W + TARGET_W}" y="${ry + 2}" width="${w.toFixed(1)}" height="${ROW - 4}" fill="${color}"/>`);
       parts.push(`<text x="${PAD + NAME_W + TARGET_W + w + 4}" y="${ry + 10}">${fmt(r.m.rps)}${ratio}</text>`);
       const cy = ry + ROW / 2;
-      parts.push(`<line x1="${logX(l.p50).toFixed(1)}" x2="${logX(l.p999).toFixed(1)}" y1="${cy}" y2="${cy}" stroke="${color}" stroke-width="2"/>`);
-      for (const [v, h] of [[l.p50, 5], [l.p90, 3], [l.p99, 5], [l.p999, 3]] as const) {
-        parts.push(`<line x1="${logX(v).toFixed(1)}" x2="${logX(v).toFixed(1)}" y1="${cy - h}" y2="${cy + h}" stroke="${color}" stroke-width="2"/>`);
+      // Percentiles are missing (NaN) where h2load's log could not be read: then only the max is drawn.
+      if (Number.isFinite(l.p50) && Number.isFinite(l.p999)) {
+        parts.push(`<line x1="${logX(l.p50).toFixed(1)}" x2="${logX(l.p999).toFixed(1)}" y1="${cy}" y2="${cy}" stroke="${color}" stroke-width="2"/>`);
+        for (const [v, h] of [[l.p50, 5], [l.p90, 3], [l.p99, 5], [l.p999, 3]] as const) {
+          parts.push(`<line x1="${logX(v).toFixed(1)}" x2="${logX(v).toFixed(1)}" y1="${cy - h}" y2="${cy + h}" stroke="${color}" stroke-width="2"/>`);
+        }
       }
-      parts.push(`<circle cx="${logX(l.max).toFixed(1)}" cy="${cy}" r="2.5" fill="none" stroke="${color}"/>`);
+      if (Number.isFinite(l.max)) parts.push(`<circle cx="${logX(l.max).toFixed(1)}" cy="${cy}" r="2.5" fill="none" stroke="${color}"/>`);
       parts.push('</g>');
     });
     y += bandH + GAP;

@@ -48,6 +48,8 @@ export interface H3ConnectOptions {
    * default 4 MiB. Tests that stop reading use a small one so the server's stream blocks soon.
    */
   streamWindow?: number;
+  /** max_idle_timeout offered (RFC 9000 §10.1); default 30 s. The idle-connection bench holds them longer. */
+  idleTimeoutMs?: number;
 }
 
 export interface H3RequestOptions {
@@ -133,15 +135,15 @@ const quiche = (): QuicheBinding => loadQuiche();
 
 const configs = new Map<string, QuicheConfig>();
 
-/** One quiche Config per payload size, window and thread: building one loads BoringSSL state. */
-function clientConfig(maxUdpPayload: number, streamWindow: number): QuicheConfig {
-  const key = `${maxUdpPayload}/${streamWindow}`;
+/** One quiche Config per payload size, window, idle timeout and thread: building one loads BoringSSL state. */
+function clientConfig(maxUdpPayload: number, streamWindow: number, idleTimeoutMs: number): QuicheConfig {
+  const key = `${maxUdpPayload}/${streamWindow}/${idleTimeoutMs}`;
   let c = configs.get(key);
   if (c) return c;
   c = new (quiche().Config)();
   c.verifyPeer(false);
   c.setApplicationProtos(['h3']);
-  c.setMaxIdleTimeout(30_000);
+  c.setMaxIdleTimeout(idleTimeoutMs);
   c.setMaxRecvUdpPayloadSize(maxUdpPayload);
   c.setMaxSendUdpPayloadSize(maxUdpPayload);
   c.setInitialMaxData(32 * 1024 * 1024);
@@ -186,13 +188,13 @@ export class H3Connection {
   /** The CONNECTION_CLOSE that ended the connection, once it did. */
   closeError: { isApp: boolean; errorCode: number; reason: string; byPeer: boolean } | undefined;
 
-  private constructor(sock: dgram.Socket, local: HostPort, peer: HostPort, servername: string, maxUdpPayload: number, streamWindow: number) {
+  private constructor(sock: dgram.Socket, local: HostPort, peer: HostPort, servername: string, maxUdpPayload: number, streamWindow: number, idleTimeoutMs: number) {
     this.sock = sock;
     this.local = local;
     this.peer = peer;
     this.authority = `${peer.host}:${peer.port}`;
     this.sendBuf = Buffer.allocUnsafe(maxUdpPayload);
-    this.conn = quiche().Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload, streamWindow));
+    this.conn = quiche().Connection.connect(servername, randomBytes(16), local, peer, clientConfig(maxUdpPayload, streamWindow, idleTimeoutMs));
     sock.on('message', (msg) => this.onDatagram(msg));
     sock.on('error', (err) => this.fail(new H3ClientError('H3C_CLOSED', `UDP socket error: ${err.message}`)));
   }
@@ -223,6 +225,7 @@ export class H3Connection {
       opts.servername ?? 'localhost',
       opts.maxUdpPayloadSize ?? 1350,
       opts.streamWindow ?? 4 * 1024 * 1024,
+      opts.idleTimeoutMs ?? 30_000,
     );
     const timeoutMs = opts.connectTimeoutMs ?? 5000;
     await new Promise<void>((resolve, reject) => {

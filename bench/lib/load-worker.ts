@@ -267,3 +267,54 @@ export default async function runLoad(task: LoadTask): Promise<LoadResult> {
     elapsedMs,
   };
 }
+
+/** What holdH3 is given: open `count` HTTP/3 connections to port, one request each, and hold them. */
+export interface HoldH3Task {
+  port: number;
+  path: string;
+  count: number;
+  /** Int32Array: [0] connections opened (all threads), [1] failures, [2] set to 1 to close them and return. */
+  counters: SharedArrayBuffer;
+  idleTimeoutMs: number;
+}
+
+export interface HoldH3Result {
+  opened: number;
+  failed: number;
+  errorSamples: string[];
+}
+
+/**
+ * The idle-connection memory bench's HTTP/3 part (piscina task, `name: 'holdH3'`): one quiche connection and
+ * one UDP socket per connection, 32 handshakes at a time, each makes one request; then they stay idle until
+ * counters[2] turns 1.
+ */
+export async function holdH3(task: HoldH3Task): Promise<HoldH3Result> {
+  const view = new Int32Array(task.counters);
+  const conns: H3Connection[] = [];
+  const errorSamples: string[] = [];
+  let failed = 0;
+  let opened = 0;
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < task.count) {
+      next++;
+      try {
+        const c = await H3Connection.connect({ host: '127.0.0.1', port: task.port, connectTimeoutMs: 30_000, idleTimeoutMs: task.idleTimeoutMs });
+        conns.push(c);
+        const r = await c.request({ path: task.path, timeoutMs: 30_000 });
+        if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+        opened++;
+        Atomics.add(view, 0, 1);
+      } catch (err) {
+        failed++;
+        Atomics.add(view, 1, 1);
+        if (errorSamples.length < MAX_ERROR_SAMPLES) errorSamples.push((err as Error).message);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(32, task.count) }, lane));
+  while (Atomics.load(view, 2) === 0) await sleep(100);
+  for (const c of conns) c.close();
+  return { opened, failed, errorSamples };
+}

@@ -4,8 +4,13 @@ import { Piscina } from 'piscina';
 import * as hdr from 'hdr-histogram-js';
 import type { LoadResult, LoadTask, Reuse } from './load-types.ts';
 import type { Endpoint, Target } from './targets.ts';
-import { cpuSeconds } from './procs.ts';
+import { cpuSeconds, threadCpuSeconds } from './procs.ts';
 import { quicheBindingFile } from '../../src/quic/quiche.ts';
+
+/** CLOCK_MONOTONIC in µs: the clock V8 stamps CPU profile samples with, so windows can be matched to samples. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
 
 export interface LoadSpec {
   endpoints: Endpoint[];
@@ -33,6 +38,8 @@ export interface Latency {
 }
 
 export interface Measurement {
+  /** Which load generator ran it: 'wrk', 'h2load', 'h2load --h1', 'own undici', 'own h3' (see generators.ts). */
+  generator: string;
   requests: number;
   errors: number;
   rps: number;
@@ -42,10 +49,21 @@ export interface Measurement {
   latency: Latency;
   lateSends: number;
   errorSamples: string[];
-  /** CPU used, in cores (1.0 = one core busy for the whole window). */
+  /** CPU used, in cores (1.0 = one core busy for the whole window). NaN where not measured (external tools). */
   clientCpu: number;
+  /** The target's processes (all threads), from /proc/PID/stat utime + stime over the measured window. */
   targetCpu: number;
   backendCpu: number;
+  /** quiclb only: its main thread (the primary: TCP accepts, datagram routing), cores. */
+  primaryCpu?: number;
+  /** req/s / targetCpu: requests per second of target CPU (per core); NaN when the CPU was not measurable. */
+  rpsPerTargetCore: number;
+  /** The target's resident memory right after the run (see procs.ts rssBytes). */
+  targetRssBytes: number;
+  /** Fixed-rate runs: the rate asked for, req/s in total. */
+  offeredRps?: number;
+  /** The window CPU was measured over, CLOCK_MONOTONIC µs (the clock of V8's .cpuprofile timestamps). */
+  windowUs?: [number, number];
   durationS: number;
 }
 
@@ -54,7 +72,7 @@ export interface Measurement {
  * (src/quic/quiche-binding-file.ts), one with the original (it crashes processes where more threads use it).
  * HTTP/3 load runs in its own pool so that the HTTP/1.1 and HTTP/2 threads never load quiche.
  */
-function h3ClientThreads(threads: number): number {
+export function h3ClientThreads(threads: number): number {
   return quicheBindingFile().threadSafe ? threads : 1;
 }
 
@@ -96,10 +114,14 @@ export class LoadRunner {
     const tasks: Promise<LoadResult>[] = [];
     let cpuT0 = 0;
     let cpuB0 = 0;
+    let cpuP0 = 0;
+    let w0 = monotonicUs();
     const t0 = performance.now();
     const cpuStart = setTimeout(() => {
+      w0 = monotonicUs();
       cpuT0 = cpuSeconds(target.pids());
       cpuB0 = cpuSeconds(backendPids());
+      if (target.primaryPid !== undefined) cpuP0 = threadCpuSeconds(target.primaryPid);
     }, spec.warmupMs);
     const ticker = setInterval(() => onProgress((performance.now() - t0) / 1000, Atomics.load(view, 0)), 250);
     for (let w = 0; w < threads; w++) {
@@ -129,11 +151,16 @@ export class LoadRunner {
       clearInterval(ticker);
       clearTimeout(cpuStart);
     }
-    const windowS = spec.durationMs / 1000;
-    const targetCpu = (cpuSeconds(target.pids()) - cpuT0) / Math.max(windowS, (performance.now() - t0 - spec.warmupMs) / 1000);
-    const backendCpu = (cpuSeconds(backendPids()) - cpuB0) / Math.max(windowS, (performance.now() - t0 - spec.warmupMs) / 1000);
+    const windowS = Math.max(spec.durationMs / 1000, (performance.now() - t0 - spec.warmupMs) / 1000);
+    const targetCpu = (cpuSeconds(target.pids()) - cpuT0) / windowS;
+    const backendCpu = (cpuSeconds(backendPids()) - cpuB0) / windowS;
+    const primaryCpu = target.primaryPid !== undefined ? (threadCpuSeconds(target.primaryPid) - cpuP0) / windowS : undefined;
     onProgress((performance.now() - t0) / 1000, Atomics.load(view, 0));
-    return merge(results, spec, targetCpu, backendCpu);
+    const m = merge(results, spec, targetCpu, backendCpu);
+    m.primaryCpu = primaryCpu;
+    m.windowUs = [w0, monotonicUs()];
+    m.generator = h3 ? 'own h3' : 'own undici';
+    return m;
   }
 
   async close(): Promise<void> {
@@ -165,10 +192,12 @@ function merge(results: LoadResult[], spec: LoadSpec, targetCpu: number, backend
   // Fixed rate: requests due in the window may finish after it when the server falls behind; the achieved rate
   // is what finished over the time it took, not the rate asked for.
   const durationS = spec.rate > 0 ? Math.max(spec.durationMs, elapsed) / 1000 : spec.durationMs / 1000;
+  const rps = requests / durationS;
   return {
+    generator: 'own',
     requests,
     errors,
-    rps: requests / durationS,
+    rps,
     mibps: (spec.uploadBytes > 0 ? requests * spec.uploadBytes : bytes) / durationS / 1048576,
     latency: {
       p50: ms(hist.getValueAtPercentile(50)),
@@ -183,6 +212,9 @@ function merge(results: LoadResult[], spec: LoadSpec, targetCpu: number, backend
     clientCpu: cpuUs / 1e6 / Math.max(durationS, elapsed / 1000),
     targetCpu,
     backendCpu,
+    rpsPerTargetCore: targetCpu > 0 ? rps / targetCpu : NaN,
+    targetRssBytes: 0,
+    offeredRps: spec.rate > 0 ? spec.rate : undefined,
     durationS,
   };
 }

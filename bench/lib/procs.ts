@@ -1,7 +1,7 @@
 // Child processes the bench starts (backends, peers, quiclb): spawned with output to a log file, tracked so
 // they are all stopped on exit (also on Ctrl-C), and measured from /proc (utime + stime of the process and of
 // every descendant: nginx and HAProxy work in child processes, quiclb in threads of one process).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import dgram from 'node:dgram';
@@ -197,4 +197,60 @@ export function cpuSeconds(pids: number[]): number {
     if (f !== undefined) ticks += Number(f[11]) + Number(f[12]);
   }
   return ticks / CLK_TCK;
+}
+
+/** CPU seconds (user + system) of one thread: /proc/PID/task/TID/stat. The main thread's TID is the PID. */
+export function threadCpuSeconds(pid: number, tid = pid): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Resident set size in bytes of these pids: VmRSS from /proc/PID/status. Threads share their process's, so
+ * quiclb (one process, shards are threads) is one number; for nginx and HAProxy the workers are summed, which
+ * counts pages they share (code, shared memory) once per process: an upper bound.
+ */
+export function rssBytes(pids: number[]): number {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) kb += Number(m[1]);
+    } catch {
+      // exited
+    }
+  }
+  return kb * 1024;
+}
+
+/**
+ * Raises RLIMIT_NOFILE of this process (and so of every child it starts after) towards `want` with prlimit(1):
+ * Node has no setrlimit. The soft limit may go up to the hard one; the hard one only with CAP_SYS_RESOURCE.
+ * Returns the soft limit now in force and a sentence for the report that says what was done.
+ */
+export function raiseNofile(want: number): { soft: number; note: string } {
+  if (findBin('prlimit') === undefined) return { soft: 0, note: 'prlimit(1) not found: RLIMIT_NOFILE left as it was' };
+  const pid = String(process.pid);
+  const read = (): [number, number] => {
+    const r = spawnSync('prlimit', ['--pid', pid, '--nofile', '--output', 'SOFT,HARD', '--noheadings'], { encoding: 'utf8' });
+    const [soft, hard] = (r.stdout ?? '').trim().split(/\s+/).map((x) => (x === 'unlimited' ? Infinity : Number(x)));
+    return [soft || 0, hard || 0];
+  };
+  const set = (soft: number, hard: number): boolean =>
+    spawnSync('prlimit', ['--pid', pid, `--nofile=${soft}:${hard === Infinity ? 'unlimited' : hard}`]).status === 0;
+  const [soft0, hard0] = read();
+  if (soft0 >= want) return { soft: soft0, note: `RLIMIT_NOFILE is ${soft0} (>= ${want} needed): left as it was` };
+  let how = `prlimit --pid <bench> --nofile=${want}:${Math.max(want, hard0)}`;
+  if (!set(want, Math.max(want, hard0))) {
+    // No CAP_SYS_RESOURCE: the soft limit can still go up to the hard one.
+    how = `prlimit --pid <bench> --nofile=${hard0}:${hard0} (the hard limit ${hard0} could not be raised: no CAP_SYS_RESOURCE)`;
+    set(hard0, hard0);
+  }
+  const [soft1] = read();
+  return { soft: soft1, note: `RLIMIT_NOFILE of the bench (inherited by quiclb, which it starts) raised from ${soft0} to ${soft1} with ${how}` };
 }

@@ -1,5 +1,6 @@
 // The scenario matrix: protocol x response size x connection reuse, plus a 1 MiB upload per protocol, each with
 // quiclb on 1 and 2 shards. Names read `<protocol>-<size>-<reuse>-<N>shard`, e.g. h2-64k-keepalive-1shard.
+// Named groups (`--scenario acceptance`) pick the scenarios an issue's acceptance criteria are stated in.
 import { BODY_SIZES, UPLOAD_PATH, type SizeName } from './backends.ts';
 import type { Reuse } from './load-types.ts';
 import { PROTOCOLS, type Protocol } from './targets.ts';
@@ -23,7 +24,7 @@ const UPLOAD_BYTES = 1048576;
 const UPLOAD_RESPONSE = 'ok\n'.length;
 
 /**
- * The --quick subset: one representative of each axis, so every protocol, both reuse modes, the three sizes, the
+ * The --quick subset: one representative of each axis, so every protocol, both reuse modes, three sizes (not 16k), the
  * upload and both shard counts appear once. Peers run on the three *-small-keepalive-1shard ones.
  */
 export const QUICK_SET: ReadonlyArray<string> = [
@@ -37,6 +38,21 @@ export const QUICK_SET: ReadonlyArray<string> = [
   'h3-small-newconn-1shard',
   'h1-upload1m-keepalive-1shard',
 ];
+/**
+ * The per-request-cost issue's acceptance scenarios (keep-alive; "tiny" is the 100-byte `small`), with every
+ * shard count asked for: `--scenario acceptance`.
+ */
+export const ACCEPTANCE_SET: ReadonlyArray<string> = [
+  'h1-small-keepalive',
+  'h1-16k-keepalive',
+  'h1-1m-keepalive',
+  'h1tls-small-keepalive',
+  'h2-small-keepalive',
+  'h2-16k-keepalive',
+  'h3-small-keepalive',
+];
+export const GROUPS: Readonly<Record<string, ReadonlyArray<string>>> = { acceptance: ACCEPTANCE_SET };
+
 const QUICK_PEERS = new Set(['h1-small-keepalive-1shard', 'h2-small-keepalive-1shard', 'h3-small-keepalive-1shard']);
 
 export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
@@ -79,14 +95,18 @@ export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
 }
 
 /**
- * Picks scenarios: `quick` keeps QUICK_SET; `filter` is a comma list of names or substrings (any matches).
+ * Picks scenarios: `quick` keeps QUICK_SET; `filter` is a comma list of names, substrings or group names (GROUPS),
+ * any of which matches.
  * With both, the filter applies to the whole matrix (so --quick --scenario X runs X even outside the quick set).
  */
 export function selectScenarios(opts: { quick: boolean; filter?: string; shards?: number[] }): Scenario[] {
   const all = allScenarios(opts.shards);
   if (opts.filter) {
     const parts = opts.filter.split(',').map((s) => s.trim()).filter(Boolean);
-    return all.filter((s) => parts.some((p) => s.name === p || s.name.includes(p)));
+    // A group names scenario stems: each matches its `-<N>shard` variants exactly.
+    const stems = parts.flatMap((p) => GROUPS[p] ?? []);
+    const words = parts.filter((p) => GROUPS[p] === undefined);
+    return all.filter((s) => stems.includes(s.name.replace(/-\d+shard$/, '')) || words.some((p) => s.name === p || s.name.includes(p)));
   }
   if (opts.quick) return all.filter((s) => QUICK_SET.includes(s.name));
   return all;

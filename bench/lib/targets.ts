@@ -18,12 +18,14 @@ export interface Endpoint {
 }
 
 export interface Target {
-  /** 'direct' (baseline), 'quiclb', 'nginx', 'haproxy', 'caddy'. */
+  /** 'direct' (baseline), 'quiclb', 'node15', 'nginx', 'haproxy', 'caddy'. */
   name: string;
   /** Endpoints for a protocol; several for the baseline (one per backend, connections spread over them). */
   endpoints(protocol: Protocol): Endpoint[] | undefined;
   /** Every pid whose CPU time counts for this target. */
   pids(): number[];
+  /** quiclb only: the pid whose main thread is the primary (it accepts TCP and routes datagrams). */
+  primaryPid?: number;
   stop(): Promise<void>;
 }
 
@@ -33,6 +35,8 @@ export interface PeerEnv {
   certFile: string;
   keyFile: string;
   workers: number;
+  /** Extra environment for quiclb (NODE_OPTIONS=--cpu-prof ... with --profile). */
+  quiclbEnv?: Record<string, string>;
 }
 
 /** The baseline: HTTP/1.1 straight to the backends (plain, or over TLS for the TLS protocols). */
@@ -61,13 +65,24 @@ function standardEndpoints(plain: number, tls: number, h3: boolean): Target['end
   };
 }
 
-export async function startQuiclbTarget(env: PeerEnv, h3: boolean): Promise<Target> {
+export interface QuiclbTargetOptions {
+  h3: boolean;
+  /** Client idle timeout for TCP (server.idleTimeout) and QUIC (quic.idleTimeout); default 120 s. */
+  idleTimeout?: string;
+}
+
+export async function startQuiclbTarget(env: PeerEnv, opts: QuiclbTargetOptions): Promise<Target> {
+  const { h3 } = opts;
+  const idleTimeout = opts.idleTimeout ?? '120s';
   const q = await startQuiclb({
     workers: env.workers,
+    env: env.quiclbEnv,
     config: {
-      server: { idleTimeout: '120s', maxBodySize: 0 },
+      server: { idleTimeout, maxBodySize: 0 },
       tls: { certFile: env.certFile, keyFile: env.keyFile, stateDir: join(env.dir, 'quiclb-state') },
-      quic: { enabled: h3 },
+      quic: { enabled: h3, idleTimeout },
+      // Off, as it is by default: the bench sends everything from one address.
+      rateLimit: { enabled: false },
       loadBalancer: {
         strategy: 'round_robin',
         sessionPersistence: false,
@@ -82,6 +97,7 @@ export async function startQuiclbTarget(env: PeerEnv, h3: boolean): Promise<Targ
     name: 'quiclb',
     endpoints: standardEndpoints(q.httpPort, q.httpsPort, h3),
     pids: () => [q.child.pid!],
+    primaryPid: q.child.pid!,
     stop: async () => {
       await q.stop();
     },
@@ -208,7 +224,24 @@ ${proxy}
   return { name: 'caddy', endpoints: standardEndpoints(plain, tls, true), pids: () => processTree(proc.child.pid!), stop: () => proc.stop() };
 }
 
+/**
+ * The 15-line Node proxy (bench/node15.ts) in its own process: the reference for plain Node. One thread
+ * whatever the scenario's worker count (it is the issue's proxy as written, without cluster).
+ */
+export async function startNode15Target(env: PeerEnv): Promise<Target> {
+  const d = await peerDir(env, 'node15');
+  const plain = await freePort();
+  const tls = await freePort();
+  const script = new URL('../node15.ts', import.meta.url).pathname;
+  const args = [script, String(plain), String(tls), env.certFile, env.keyFile, ...env.backends.map((b) => `127.0.0.1:${b.port}`)];
+  const proc = startProcess('node15', process.execPath, args, join(d, 'out.log'));
+  // Node loads undici and strips types first: seconds on a busy machine.
+  await waitPorts(proc, [plain, tls], 60_000);
+  return { name: 'node15', endpoints: standardEndpoints(plain, tls, false), pids: () => [proc.child.pid!], stop: () => proc.stop() };
+}
+
 export const PEERS = {
+  node15: { bin: 'node', start: startNode15Target },
   nginx: { bin: 'nginx', start: startNginxPeer },
   haproxy: { bin: 'haproxy', start: startHaproxyPeer },
   caddy: { bin: 'caddy', start: startCaddyPeer },

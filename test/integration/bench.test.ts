@@ -1,5 +1,7 @@
-// The bench end to end (one small HTTP/1.1 scenario through the real quiclb binary against the nginx backends),
-// and the bench's HTTP/3 client against a server nobody here wrote: Debian's Caddy (quic-go).
+// The bench end to end (one small HTTP/1.1 scenario through the real quiclb binary against the nginx backends,
+// with our own client; then HTTP/1.1 with wrk and HTTP/2 with h2load against quiclb and node15, with --half-peak),
+// the idle-connection memory mode, the CPU-profile summarizer, and the bench's HTTP/3 client against a server
+// nobody here wrote: Debian's Caddy (quic-go).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -8,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { H3Connection, h3Fetch } from '../../bench/lib/h3-client.ts';
+import { summarizeProfile, formatSummaries, findProfiles } from '../../bench/lib/cpuprofile.ts';
 import { findBin, freePort, logTail, startProcess, waitPorts } from '../../bench/lib/procs.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,10 +35,10 @@ test('npm run bench: one quick HTTP/1.1 scenario writes JSON, Markdown and SVG w
   const out = await mkdtemp(join(tmpdir(), 'quiclb-bench-test-'));
   try {
     const name = 'h1-small-keepalive-1shard';
-    const r = await runBench(['--quick', '--scenario', name, '--duration', '1', '--warmup', '0.2', '--no-peers', '--threads', '1', '--out', out], 50_000);
+    const r = await runBench(['--quick', '--scenario', name, '--duration', '1', '--warmup', '0.2', '--no-peers', '--generator', 'own', '--threads', '1', '--out', out], 50_000);
     assert.equal(r.code, 0, `bench failed:\n${r.stderr.slice(-3000)}`);
-    // The progress line names the scenario, the target and how far it is.
-    assert.match(r.stderr, new RegExp(`\\[\\d+/2\\] ${name} (direct|quiclb) \\d+\\.\\ds/\\d+\\.\\ds \\d+ req`));
+    // The progress line names the scenario, the target, the load generator and how far it is.
+    assert.match(r.stderr, new RegExp(`\\[\\d+/2\\] ${name} (direct|quiclb) own undici \\d+\\.\\ds/\\d+\\.\\ds \\d+ req`));
 
     const files = await readdir(out);
     for (const ext of ['json', 'md', 'svg']) {
@@ -57,6 +60,7 @@ test('npm run bench: one quick HTTP/1.1 scenario writes JSON, Markdown and SVG w
       assert.ok(l.p50 > 0, `${target}: p50 ${l.p50}`);
       assert.ok(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, `${target}: percentiles out of order ${JSON.stringify(l)}`);
       assert.ok(m.clientCpu > 0, `${target}: client CPU not measured`);
+      assert.equal(m.generator, 'own undici');
     }
     assert.equal(byTarget.direct.ratio, undefined);
     const ratio = byTarget.quiclb.ratio;
@@ -64,15 +68,125 @@ test('npm run bench: one quick HTTP/1.1 scenario writes JSON, Markdown and SVG w
     // The ratio is computed from the two measurements of this run.
     assert.ok(Math.abs(ratio.rps - byTarget.quiclb.m.rps / byTarget.direct.m.rps) < 0.001);
     assert.ok(byTarget.quiclb.m.targetCpu > 0, 'quiclb CPU from /proc not measured');
+    const q = byTarget.quiclb.m;
+    assert.ok(Math.abs(q.rpsPerTargetCore - q.rps / q.targetCpu) < 0.01, `per core ${q.rpsPerTargetCore} != ${q.rps} / ${q.targetCpu}`);
+    assert.ok(q.targetRssBytes > 10 * 1048576, `quiclb RSS ${q.targetRssBytes}`);
+    assert.ok(q.primaryCpu !== undefined && q.primaryCpu >= 0 && q.primaryCpu <= q.targetCpu + 0.05, `primary ${q.primaryCpu} of ${q.targetCpu}`);
+    assert.deepEqual(report.memory.map((x: any) => [x.workers, x.target]), [[1, 'quiclb']]);
 
     const md = await readFile(join(out, 'latest.md'), 'utf8');
-    assert.match(md, new RegExp(`\\| ${name} \\| quiclb \\| HTTP/1.1 \\| [\\d,]+ \\| \\d+\\.\\d\\d \\|`));
-    assert.match(md, new RegExp(`\\| ${name} \\| direct \\| HTTP/1.1 \\| [\\d,]+ \\| base \\|`));
+    assert.match(md, new RegExp(`\\| ${name} \\| quiclb \\| HTTP/1.1 \\| own undici \\| [\\d,]+ \\| \\d+\\.\\d\\d \\|`));
+    assert.match(md, new RegExp(`\\| ${name} \\| direct \\| HTTP/1.1 \\| own undici \\| [\\d,]+ \\| base \\|`));
+    assert.match(md, /\| req\/s per LB core \|/);
     const svg = await readFile(join(out, 'latest.svg'), 'utf8');
     assert.match(svg, /^<svg /);
     assert.ok(svg.includes(name));
   } finally {
     await rm(out, { recursive: true, force: true });
+  }
+});
+
+test('npm run bench with wrk and h2load: HTTP/1.1 and HTTP/2 rows for quiclb and node15, per-core figures and --half-peak', { timeout: 240_000 }, async (t) => {
+  for (const bin of ['nginx', 'wrk', 'h2load']) if (findBin(bin) === undefined) return void t.skip(`${bin} is not installed`);
+  const out = await mkdtemp(join(tmpdir(), 'quiclb-bench-test-'));
+  try {
+    const h1 = 'h1-small-keepalive-1shard';
+    const h2 = 'h2-small-keepalive-1shard';
+    const r = await runBench(['--scenario', `${h1},${h2}`, '--duration', '1', '--warmup', '0.2', '--peers', 'node15', '--half-peak', '--threads', '1', '--out', out], 220_000);
+    assert.equal(r.code, 0, `bench failed:\n${r.stderr.slice(-3000)}`);
+    // External tools report their count at the end: the progress line then names the tool and the count.
+    assert.match(r.stderr, new RegExp(`\\[\\d+/12\\] ${h1} quiclb wrk \\d+\\.\\ds/\\d+\\.\\ds \\d+ req`));
+    assert.match(r.stderr, new RegExp(`\\[\\d+/12\\] ${h2} node15 h2load \\d+\\.\\ds/\\d+\\.\\ds \\d+ req`));
+    const report = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8'));
+    assert.deepEqual(report.scenarios.map((x: any) => x.scenario.name), [h1, h2]);
+    const want: Record<string, Record<string, [string, string, string]>> = {
+      // target: [protocol, closed-loop generator, half-peak generator]
+      [h1]: { direct: ['h1', 'wrk', 'h2load --h1'], quiclb: ['h1', 'wrk', 'h2load --h1'], node15: ['h1', 'wrk', 'h2load --h1'] },
+      [h2]: { direct: ['h1tls', 'wrk', 'h2load --h1'], quiclb: ['h2', 'h2load', 'h2load'], node15: ['h2', 'h2load', 'h2load'] },
+    };
+    for (const s of report.scenarios) {
+      assert.deepEqual(s.skipped, [], `${s.scenario.name}: ${JSON.stringify(s.skipped)}`);
+      assert.deepEqual(s.results.map((x: any) => x.target), ['direct', 'quiclb', 'node15']);
+      for (const x of s.results) {
+        const [protocol, gen, halfGen] = want[s.scenario.name][x.target];
+        const what = `${s.scenario.name} ${x.target}`;
+        assert.equal(x.protocol, protocol, what);
+        for (const [m, g] of [[x.m, gen], [x.halfPeak, halfGen]] as const) {
+          assert.equal(m.generator, g, what);
+          assert.ok(m.requests > 0 && m.rps > 0, `${what} ${g}: no requests`);
+          assert.equal(m.errors, 0, `${what} ${g}: ${m.errorSamples}`);
+          const l = m.latency;
+          assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, `${what} ${g}: ${JSON.stringify(l)}`);
+          assert.ok(m.clientCpu > 0, `${what} ${g}: the tool's CPU was not measured`);
+        }
+        // Half of the closed-loop peak, asked of h2load as --rps per client.
+        assert.equal(x.halfPeak.offeredRps, x.m.rps / 2, what);
+        if (x.target === 'direct') continue;
+        assert.ok(x.m.targetCpu > 0, `${what}: target CPU not measured`);
+        assert.ok(Math.abs(x.m.rpsPerTargetCore - x.m.rps / x.m.targetCpu) < 0.01, what);
+        assert.ok(x.m.targetRssBytes > 10 * 1048576, `${what}: RSS ${x.m.targetRssBytes}`);
+      }
+    }
+    assert.deepEqual(report.memory.map((x: any) => x.target).sort(), ['node15', 'quiclb']);
+    const md = await readFile(join(out, 'latest.md'), 'utf8');
+    // req/s, vs direct, vs node15, LB cores, req/s per LB core, per core vs node15
+    assert.match(md, new RegExp(`\\| ${h1} \\| quiclb \\| HTTP/1.1 \\| wrk \\| [\\d,]+ \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\| [\\d,]+ \\| \\d+\\.\\d\\d \\|`));
+    assert.match(md, new RegExp(`\\| ${h2} \\| node15 \\| HTTP/2 \\| h2load \\| [\\d,]+ \\| \\d+\\.\\d\\d \\|  \\| \\d+\\.\\d\\d \\| [\\d,]+ \\|  \\|`));
+    assert.match(md, /## Latency at half of peak/);
+    assert.match(md, new RegExp(`\\| ${h2} \\| quiclb \\| HTTP/2 \\| h2load \\| [\\d,]+ \\| [\\d,]+ \\| [\\d,]+ \\| [\\d.]+ \\|.*\\| (yes|no) \\|`));
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+test('npm run bench -- --idle-conns: holds idle HTTP/1.1, HTTP/2 and HTTP/3 connections to quiclb and reports its RSS', { timeout: 120_000 }, async (t) => {
+  if (findBin('nginx') === undefined) return void t.skip('nginx is not installed (bench/install-peers.sh)');
+  const out = await mkdtemp(join(tmpdir(), 'quiclb-bench-test-'));
+  try {
+    const r = await runBench(['--idle-conns', '--idle-h1', '60', '--idle-h2', '12', '--idle-h3', '8', '--threads', '1', '--out', out], 110_000);
+    assert.equal(r.code, 0, `bench failed:\n${r.stderr.slice(-3000)}`);
+    const report = JSON.parse(await readFile(join(out, 'latest-idle.json'), 'utf8'));
+    assert.deepEqual(report.failures, []);
+    assert.deepEqual(
+      report.stages.map((x: any) => [x.h1, x.h2, x.h3]),
+      [[0, 0, 0], [0, 0, 0], [60, 0, 0], [60, 12, 0], [60, 12, 8], [60, 12, 8]],
+    );
+    for (const x of report.stages) assert.ok(x.rssBytes > 10 * 1048576, JSON.stringify(x));
+    // The headline is the last reading (all idle a while), the one before it is right after the last opened.
+    assert.equal(report.addedBytes, report.stages[5].rssBytes - report.stages[1].rssBytes);
+    assert.equal(report.addedAtOpenBytes, report.stages[4].rssBytes - report.stages[1].rssBytes);
+    assert.ok(report.notes.some((n: string) => n.includes('RLIMIT_NOFILE')), JSON.stringify(report.notes));
+    const md = await readFile(join(out, 'latest-idle.md'), 'utf8');
+    assert.match(md, /\*\*Added by the idle connections: -?[\d.]+ MiB = -?[\d.]+ MB\*\*/);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+test('the CPU-profile summary finds the hot function of a real --cpu-prof profile, and keeps only samples inside the windows', { timeout: 30_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'quiclb-cpuprof-'));
+  try {
+    const script = 'function hotLoop(ms) { const end = Date.now() + ms; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1); return x; } hotLoop(300);';
+    const code = await new Promise<number | null>((resolve) => {
+      const c = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '-e', script], { stdio: 'ignore' });
+      c.on('close', resolve);
+    });
+    assert.equal(code, 0);
+    const files = findProfiles(dir);
+    assert.equal(files.length, 1);
+    const whole = summarizeProfile(files[0]);
+    assert.equal(whole.thread, 0);
+    assert.ok(whole.functions.length > 0);
+    assert.match(whole.functions[0].key, /^hotLoop /, formatSummaries([whole], 5));
+    const text = formatSummaries([whole], 5);
+    assert.match(text, /thread 0 \(main: the primary\), whole run/);
+    assert.match(text, /hotLoop \[eval\]:1/);
+    // A window before the process started holds no sample.
+    const none = summarizeProfile(files[0], [[0, 1]]);
+    assert.equal(none.totalUs, 0);
+    assert.equal(none.windows, 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
