@@ -1,12 +1,18 @@
 // The TCP frontends of one shard: plain HTTP/1.1 and TLS with ALPN h2 + http/1.1. The primary accepts
-// and transfers each socket here; we hand it to the right node server with emit('connection').
+// and transfers each socket here; we hand it to the right node server with emit('connection'), and TLS
+// connections that negotiated h2 to the HTTP/2 frontend (src/tcp/h2).
 import http from 'node:http';
-import http2 from 'node:http2';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/types.ts';
+import { frontendLimits } from '../config/limits.ts';
 import type { RequestHandler } from '../proxy/types.ts';
+import { createLogger } from '../shared/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import { toFrontRequest, toFrontResponse } from './adapter.ts';
+import { H2Frontend } from './h2/frontend.ts';
 
 export type TcpKind = 'http' | 'https' | 'admin';
 
@@ -16,6 +22,7 @@ export interface TcpFrontendOptions {
   certFile: string;
   keyFile: string;
   onRequest: RequestHandler;
+  logger?: Logger;
   /** Keep the shard's connection gauge (least-connections dispatch in the primary) current. */
   onConnectionOpen(): void;
   onConnectionClose(): void;
@@ -23,8 +30,10 @@ export interface TcpFrontendOptions {
 
 export class TcpFrontends {
   private readonly plain: http.Server;
-  private readonly secure: http2.Http2SecureServer;
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly secure: tls.Server;
+  /** HTTP/1.1 over TLS (ALPN http/1.1 or none). */
+  private readonly secureH1: http.Server;
+  private readonly h2: H2Frontend;
   private readonly sockets = new Set<Socket>();
   /** HTTP/1.1 request sockets (raw or TLS) -> requests in flight, so a drain can close idle keep-alives. */
   private readonly h1InFlight = new Map<Socket, number>();
@@ -36,48 +45,51 @@ export class TcpFrontends {
   constructor(opts: TcpFrontendOptions) {
     this.opts = opts;
     const s = opts.config.server;
-    const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, scheme: 'http' | 'https') => {
+    const limits = frontendLimits(opts.config);
+    const handle = (req: http.IncomingMessage, res: http.ServerResponse, scheme: 'http' | 'https') => {
       const socket = req.socket as Socket;
-      if (req.httpVersionMajor === 1) this.trackH1(socket, res);
+      this.trackH1(socket, res);
       opts.onRequest(toFrontRequest(req, scheme, opts.shard, this.keyFor(socket)), toFrontResponse(res, s.writeTimeoutMs));
     };
-    this.plain = http.createServer(
-      {
-        maxHeaderSize: s.maxHeaderSize,
-        requestTimeout: 0,
-        headersTimeout: s.readTimeoutMs,
-        keepAliveTimeout: s.idleTimeoutMs,
-      },
-      (req, res) => handle(req, res, 'http'),
-    );
+    const h1Options: http.ServerOptions = {
+      maxHeaderSize: s.maxHeaderSize,
+      requestTimeout: 0,
+      headersTimeout: s.readTimeoutMs,
+      keepAliveTimeout: s.idleTimeoutMs,
+    };
+    this.plain = http.createServer(h1Options, (req, res) => handle(req, res, 'http'));
     this.plain.timeout = s.idleTimeoutMs;
-    this.secure = http2.createSecureServer(
+    this.secureH1 = http.createServer(h1Options, (req, res) => handle(req, res, 'https'));
+    this.secureH1.timeout = s.idleTimeoutMs;
+    this.h2 = new H2Frontend({
+      limits,
+      shard: opts.shard,
+      onRequest: opts.onRequest,
+      logger: opts.logger ?? createLogger(opts.config.logging, { shard: opts.shard }),
+      connectionKey: (socket) => this.keyFor(socket),
+    });
+    this.secure = tls.createServer(
       {
         cert: readFileSync(opts.certFile),
         key: readFileSync(opts.keyFile),
-        allowHTTP1: true,
         ALPNProtocols: ['h2', 'http/1.1'],
         minVersion: 'TLSv1.2',
-        maxSessionMemory: 64,
-        settings: { maxConcurrentStreams: 250, maxHeaderListSize: s.maxHeaderSize, enableConnectProtocol: false },
-        maxHeaderSize: s.maxHeaderSize,
         // Half the handshake work per stalled client: drop TLS that does not finish.
-        handshakeTimeout: Math.min(s.readTimeoutMs, 10_000),
-      } as http2.SecureServerOptions,
-      (req, res) => handle(req, res, 'https'),
+        handshakeTimeout: limits.handshakeTimeoutMs,
+      },
+      (socket) => {
+        if (socket.alpnProtocol === 'h2') this.h2.accept(socket);
+        else this.secureH1.emit('connection', socket);
+      },
     );
-    this.secure.setTimeout(s.idleTimeoutMs);
-    this.secure.on('session', (session: http2.ServerHttp2Session) => {
-      this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
-    });
     // TLS handshake failures and client resets are the client's problem, not a shard crash.
     this.secure.on('tlsClientError', () => undefined);
-    this.secure.on('clientError', () => undefined);
-    this.plain.on('clientError', (_err, socket) => {
+    const badRequest = (_err: Error, socket: Duplex) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       else socket.destroy();
-    });
+    };
+    this.plain.on('clientError', badRequest);
+    this.secureH1.on('clientError', badRequest);
   }
 
   private keyFor(socket: Socket): string {
@@ -89,10 +101,10 @@ export class TcpFrontends {
     return key;
   }
 
-  private trackH1(socket: Socket, res: http.ServerResponse | http2.Http2ServerResponse): void {
+  private trackH1(socket: Socket, res: http.ServerResponse): void {
     if (!this.h1InFlight.has(socket)) socket.once('close', () => this.h1InFlight.delete(socket));
     this.h1InFlight.set(socket, (this.h1InFlight.get(socket) ?? 0) + 1);
-    if (this.draining) (res as http.ServerResponse).shouldKeepAlive = false;
+    if (this.draining) res.shouldKeepAlive = false;
     res.once('close', () => {
       const left = (this.h1InFlight.get(socket) ?? 1) - 1;
       this.h1InFlight.set(socket, left);
@@ -120,20 +132,18 @@ export class TcpFrontends {
   /** Stop new requests: HTTP/2 GOAWAY, HTTP/1.1 keep-alive ends after the current response. */
   drain(): void {
     this.draining = true;
-    // GOAWAY, then close once the open streams are done (session.close() waits for them).
-    for (const session of this.sessions) {
-      session.goaway(http2.constants.NGHTTP2_NO_ERROR);
-      session.close();
-    }
+    // GOAWAY, then close once the open streams are done.
+    this.h2.drain();
     for (const [socket, inFlight] of this.h1InFlight) if (inFlight === 0) socket.end();
     this.plain.closeIdleConnections();
     this.secure.close();
+    this.secureH1.close();
     this.plain.close();
   }
 
   /** Force-close whatever is still open after the drain timeout. */
   destroyAll(): void {
-    for (const session of this.sessions) session.destroy();
+    this.h2.destroyAll();
     for (const socket of this.sockets) socket.destroy();
   }
 }
