@@ -29,6 +29,10 @@ let lb: QuiclbProcess;
 function answer(req: RawRequest): string | undefined {
   if (req.target.startsWith('/dups')) return DUPLICATES;
   if (req.target.startsWith('/upload')) return undefined; // recorded, never answered
+  if (req.target.startsWith('/slow')) {
+    setTimeout(() => req.conn.socket.write('late'), 1000);
+    return 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n';
+  }
   return OK_RESPONSE;
 }
 
@@ -255,4 +259,20 @@ test('real clients: h2load (200 requests, 10 streams per connection) and curl --
   const got = since(from).find((r) => r.target === '/post')!;
   assert.match(got.head, /content-length: 5000/i);
   assert.ok(got.conn.text().includes('x'.repeat(5000)));
+});
+
+test('SIGTERM: GOAWAY(NO_ERROR) on the HTTP/2 connection, its in-flight request finishes, quiclb exits 0 (runs last: it stops quiclb)', async () => {
+  const c = await RawH2.connect(lb.httpsPort);
+  try {
+    c.request(1, get('/slow-drain'));
+    await c.waitFor((f) => f.stream === 1 && f.type === FRAME.HEADERS, 5000, 'response headers');
+    const exited = lb.stop('SIGTERM');
+    const goaway = await c.waitFor((f) => f.type === FRAME.GOAWAY, 5000, 'GOAWAY');
+    assert.equal(goaway.payload.readUInt32BE(4), H2_ERROR.NO_ERROR);
+    await c.waitFor((f) => f.stream === 1 && f.type === FRAME.DATA && (f.flags & 1) === 1, 5000, 'the end of the in-flight response');
+    assert.equal(c.body(1).toString(), 'late');
+    assert.equal(await exited, 0);
+  } finally {
+    c.close();
+  }
 });
