@@ -48,7 +48,8 @@ export class H2Connection implements ExchangeOwner {
   private open = 0;
   private readonly ctx: ConnectionContext;
   private readonly resets: ResetWindow;
-  private readonly idleTimer: NodeJS.Timeout;
+  /** undefined when server.idleTimeout is 0 (no idle limit). */
+  private readonly idleTimer: NodeJS.Timeout | undefined;
   private queue: H2Exchange[] = [];
   private flushScheduled = false;
 
@@ -77,7 +78,7 @@ export class H2Connection implements ExchangeOwner {
     );
     this.session.once('close', () => {
       this.closing = true;
-      clearTimeout(this.idleTimer);
+      if (this.idleTimer) clearTimeout(this.idleTimer);
       try {
         ctx.onClosed(this);
       } catch (err) {
@@ -85,7 +86,7 @@ export class H2Connection implements ExchangeOwner {
       }
     });
     // server.idleTimeout: also bounds a connection that never sends a complete request.
-    this.idleTimer = setTimeout(onIdle, ctx.limits.idleTimeoutMs, this);
+    this.idleTimer = ctx.limits.idleTimeoutMs > 0 ? setTimeout(onIdle, ctx.limits.idleTimeoutMs, this) : undefined;
   }
 
   /** GOAWAY(NO_ERROR); the session closes once its open streams end (RFC 9113 §6.8). */
@@ -115,18 +116,19 @@ export class H2Connection implements ExchangeOwner {
     const clientOk = this.ctx.clientResets.spend(this.remoteAddress, now);
     if (connectionOk && clientOk) return;
     this.calm = true;
-    const why = connectionOk ? 'client address over its reset budget' : 'connection over its reset budget';
-    (connectionOk ? this.logger.debug : this.logger.warn).call(
-      this.logger,
-      { client: this.remoteAddress, maxResets: this.ctx.limits.maxResetsPerWindow, windowMs: this.ctx.limits.resetWindowMs, why },
-      'HTTP/2 client resets too many streams (CVE-2023-44487): connection closed with GOAWAY ENHANCE_YOUR_CALM',
-    );
+    const { maxResetsPerWindow, resetWindowMs } = this.ctx.limits;
+    const fields = { client: this.remoteAddress, maxResetsPerWindow, resetWindowMs };
+    const msg = 'HTTP/2 client resets too many streams (CVE-2023-44487): connection closed with GOAWAY ENHANCE_YOUR_CALM';
+    // Once a connection has spent its budget (warned), the address's other connections close at their
+    // first reset: one line each would be one line per attacking connection.
+    if (!connectionOk) this.logger.warn({ ...fields, over: 'connection' }, msg);
+    else this.logger.debug({ ...fields, over: 'client address' }, msg);
     // Not from inside nghttp2's callback that reported the reset.
     setImmediate(enhanceYourCalm, this);
   }
 
   onStreamClosed(): void {
-    if (--this.open === 0 && !this.closing) this.idleTimer.refresh();
+    if (--this.open === 0 && !this.closing) this.idleTimer?.refresh();
   }
 
   // ---- internals ----
@@ -231,9 +233,17 @@ function flush(conn: H2Connection): void {
 }
 
 function onIdle(conn: H2Connection): void {
-  conn.onIdle();
+  try {
+    conn.onIdle();
+  } catch (err) {
+    conn.logger.error({ err }, 'HTTP/2 idle handling failed');
+  }
 }
 
 function enhanceYourCalm(conn: H2Connection): void {
-  conn.enhanceYourCalm();
+  try {
+    conn.enhanceYourCalm();
+  } catch (err) {
+    conn.logger.error({ err }, 'HTTP/2 connection close failed');
+  }
 }

@@ -44,21 +44,31 @@ function onStreamError(this: TaggedStream, err: Error): void {
   this[EXCHANGE]?.owner.logger.debug({ err: err.message }, 'HTTP/2 stream error');
 }
 function onStreamAborted(this: TaggedStream): void {
-  this[EXCHANGE]?.onAborted();
+  guarded(this[EXCHANGE], 'onAborted');
 }
 function onStreamFinish(this: TaggedStream): void {
-  this[EXCHANGE]?.onFinish();
+  guarded(this[EXCHANGE], 'onFinish');
 }
 function onStreamDrained(this: TaggedStream): void {
-  this[EXCHANGE]?.onDrained();
-}
-function onWriteTimeout(ex: H2Exchange): void {
-  ex.onWriteTimeout();
+  guarded(this[EXCHANGE], 'onDrained');
 }
 function onStreamClose(this: TaggedStream): void {
   const ex = this[EXCHANGE];
   this[EXCHANGE] = undefined;
-  ex?.onClose();
+  guarded(ex, 'onClose');
+}
+function onWriteTimeout(ex: H2Exchange): void {
+  guarded(ex, 'onWriteTimeout');
+}
+
+/** Runs one of the exchange's event handlers; a bug in one stream's handling must not reach the shard. */
+function guarded(ex: H2Exchange | undefined, handler: 'onAborted' | 'onFinish' | 'onDrained' | 'onClose' | 'onWriteTimeout'): void {
+  if (ex === undefined) return;
+  try {
+    ex[handler]();
+  } catch (err) {
+    ex.owner.logger.error({ err, handler }, 'HTTP/2 stream handler threw');
+  }
 }
 
 export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
@@ -86,6 +96,7 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
     this.stream = stream;
     this.owner = owner;
     this.body = stream.endAfterHeaders ? null : new H2RequestBody(stream, this, owner.readTimeoutMs);
+    this.streamFinished = stream.writableFinished;
     (stream as TaggedStream)[EXCHANGE] = this;
     stream.on('error', onStreamError);
     stream.once('aborted', onStreamAborted);

@@ -93,7 +93,12 @@ export class H2RequestBody extends Readable {
 
   private readonly onTimeout = (): void => {
     this.timer = undefined;
-    if (!this.done) this.owner.onReadTimeout();
+    if (this.done) return;
+    try {
+      this.owner.onReadTimeout();
+    } catch (err) {
+      this.fail(err as Error);
+    }
   };
 
   _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
