@@ -2,12 +2,14 @@
 // node:http2 server sessions, and each request stream a FrontRequest/FrontResponse for the pipeline.
 //
 // Sessions are made with http2.performServerHandshake on the accepted TLSSocket rather than by emitting
-// 'connection' on an http2.createServer: both build the same ServerHttp2Session with the same options and
-// the same per-stream path (core API 'stream' events, no compat req/res), but the server route adds an
-// object whose only work is re-emitting every stream and session error on itself, a default session
-// 'timeout' handler that destroys sessions behind our idle timer's back, and an ALPN re-check we already
-// did. performServerHandshake (Node >= 20.12) gives the session alone, and everything that happens to it
-// is handled here.
+// 'connection' on an http2.createServer. Both build the same ServerHttp2Session from the same options
+// (node's initializeOptions) and serve streams the same way (core API 'stream' events; no compat req/res,
+// which a server sets up only once a 'request' listener is added). The server route adds only glue around
+// the session: an ALPN re-check we already did, a listener that re-emits every stream on the server (one
+// more emit per request), session errors re-emitted as 'sessionError', and a server-wide 'timeout' that
+// would duplicate our idle timer. performServerHandshake (Node >= 20.12; quiclb runs on 24.21) gives the
+// session alone; its errors, timeouts and closing are all handled here. (Reasoned from node's
+// lib/internal/http2/core.js, not measured: the per-request difference is one emit.)
 import type { TLSSocket } from 'node:tls';
 import type { FrontendLimits } from '../../config/limits.ts';
 import type { RequestHandler } from '../../shared/http-types.ts';

@@ -2,7 +2,7 @@
 // pseudo-header fields first) to what the pipeline gets. Sans-IO.
 //
 // nghttp2 (1.70, in Node 24.21) has already reset with PROTOCOL_ERROR what RFC 9113 §8.2-§8.3 makes
-// malformed at its level (measured, see test/integration/h2-frontend.test.ts): uppercase field names,
+// malformed at its level (pinned down by test/integration/h2-malformed.test.ts): uppercase field names,
 // connection-specific fields (connection, keep-alive, proxy-connection, transfer-encoding, upgrade), `te`
 // other than "trailers", missing, repeated, unknown or late pseudo-header fields, :protocol (we do not
 // enable extended CONNECT), two host fields, an empty or userinfo-carrying :authority, a :path that is
