@@ -29,6 +29,12 @@ let lb: QuiclbProcess;
 function answer(req: RawRequest): string | undefined {
   if (req.target.startsWith('/dups')) return DUPLICATES;
   if (req.target.startsWith('/upload')) return undefined; // recorded, never answered
+  if (req.target.startsWith('/dies')) {
+    // A chunked body cut off by the backend: no final chunk, and 200 ms later (the part sent has reached
+    // the client by then) the connection closes.
+    setTimeout(() => req.conn.socket.destroy(), 200);
+    return 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n7\r\npartial\r\n';
+  }
   if (req.target.startsWith('/slow')) {
     setTimeout(() => req.conn.socket.write('late'), 1000);
     return 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n';
@@ -244,6 +250,26 @@ test('a POST without content-length cut off by RST_STREAM or by closing the conn
   c.write(c.rstFrame(1, H2_ERROR.NO_ERROR));
   await assertAbortedUpload(req);
   c.close();
+});
+
+test('a backend that dies mid-body: the HTTP/2 client sees the stream reset, never a clean end of a cut-off body', async () => {
+  const session = await connect();
+  try {
+    const got = await new Promise<{ body: string; ended: boolean; rstCode: number }>((resolve) => {
+      const req = session.request({ ':path': '/dies' });
+      let body = '';
+      let ended = false;
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => (ended = true));
+      req.on('error', () => undefined);
+      req.on('close', () => resolve({ body, ended, rstCode: req.rstCode ?? -1 }));
+    });
+    assert.equal(got.ended, false, `the client saw END_STREAM after ${JSON.stringify(got.body)}: a cut-off body looked complete`);
+    assert.equal(got.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
+  } finally {
+    session.close();
+  }
 });
 
 test('real clients: h2load (200 requests, 10 streams per connection) and curl --http2 (GET, upload)', async () => {

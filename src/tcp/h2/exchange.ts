@@ -7,6 +7,7 @@
 // the stream), not closures per request.
 import http2 from 'node:http2';
 import type { ServerHttp2Stream } from 'node:http2';
+import { addAbortSignal } from 'node:stream';
 import type { Logger } from '../../shared/logger.ts';
 import type { BodySink, FrontResponse, HeaderList } from '../../shared/http-types.ts';
 import { H2RequestBody } from './request-body.ts';
@@ -278,12 +279,21 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
     this.disarmWriteTimer();
     this.body?.fail(reason);
     const s = this.stream;
-    if (!s.closed && !s.destroyed) {
-      try {
-        s.close(code);
-      } catch (err) {
-        this.owner.logger.debug({ err }, 'HTTP/2 stream reset failed');
-      }
+    if (s.closed || s.destroyed) return;
+    try {
+      if (s.headersSent && !s.writableEnded) {
+        // A response in progress. node's stream.close(code) ends the writable side first, which sends
+        // END_STREAM before the RST_STREAM: the client would take a cut-off body without content-length
+        // as complete (measured). destroy() resets without END_STREAM: INTERNAL_ERROR for an Error, CANCEL
+        // for node's AbortError, which a stream gets from an aborted addAbortSignal.
+        if (code === NGHTTP2_CANCEL) {
+          const ac = new AbortController();
+          addAbortSignal(ac.signal, s);
+          ac.abort();
+        } else s.destroy(reason);
+      } else s.close(code);
+    } catch (err) {
+      this.owner.logger.debug({ err }, 'HTTP/2 stream reset failed');
     }
   }
 
