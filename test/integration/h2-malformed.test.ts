@@ -4,58 +4,24 @@
 // frontend, hand-written client (test/support/h2-raw.ts).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import tls from 'node:tls';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { H2Frontend } from '../../src/tcp/h2/frontend.ts';
 import type { FrontRequest } from '../../src/shared/http-types.ts';
-import type { FrontendLimits } from '../../src/config/limits.ts';
-import { ensureSelfSigned } from '../../src/shared/tls-material.ts';
-import { createLogger } from '../../src/shared/logger.ts';
+import { startFrontend } from '../support/h2-frontend-harness.ts';
+import type { FrontendHarness } from '../support/h2-frontend-harness.ts';
 import { RawH2, H2_ERROR } from '../support/h2-raw.ts';
 
-const LIMITS: FrontendLimits = {
-  maxHeaderSize: 16 * 1024,
-  maxHeaderCount: 256,
-  maxBodySize: 0,
-  readTimeoutMs: 10_000,
-  writeTimeoutMs: 10_000,
-  idleTimeoutMs: 10_000,
-  handshakeTimeoutMs: 10_000,
-  maxResetsPerWindow: 200,
-  resetWindowMs: 10_000,
-  maxConcurrentStreams: 128,
-};
-
-let server: tls.Server;
-let frontend: H2Frontend;
+let h: FrontendHarness;
 let port: number;
 const received: FrontRequest[] = [];
 
 before(async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-h2-malformed-'));
-  const files = await ensureSelfSigned(dir);
-  frontend = new H2Frontend({
-    limits: LIMITS,
-    shard: 0,
-    logger: createLogger({ level: 'warn', format: 'json' }),
-    connectionKey: () => 'k',
-    onRequest: (req, res) => {
-      received.push(req);
-      res.respond(200, [['content-length', '0']]).end();
-    },
+  h = await startFrontend((req, res) => {
+    received.push(req);
+    res.respond(200, [['content-length', '0']]).end();
   });
-  server = tls.createServer({ cert: await readFile(files.certFile), key: await readFile(files.keyFile), ALPNProtocols: ['h2'] }, (s) => frontend.accept(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  port = (server.address() as AddressInfo).port;
+  port = h.port;
 });
 
-after(async () => {
-  frontend.destroyAll();
-  await new Promise<void>((r) => server.close(() => r()));
-});
+after(() => h.close());
 
 type Fields = Array<[string, string]>;
 const req = (method = 'GET', p = '/', authority = 'a.test'): Fields => [[':method', method], [':scheme', 'https'], [':authority', authority], [':path', p]];

@@ -4,16 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import tls from 'node:tls';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { H2Frontend } from '../../src/tcp/h2/frontend.ts';
 import type { FrontRequest, FrontResponse } from '../../src/shared/http-types.ts';
-import type { FrontendLimits } from '../../src/config/limits.ts';
-import { ensureSelfSigned } from '../../src/shared/tls-material.ts';
-import { createLogger } from '../../src/shared/logger.ts';
+import { startFrontend } from '../support/h2-frontend-harness.ts';
+import type { FrontendHarness } from '../support/h2-frontend-harness.ts';
 import { RawH2, H2_ERROR } from '../support/h2-raw.ts';
 
 interface Seen {
@@ -23,21 +16,7 @@ interface Seen {
   outcome: Promise<{ ended: boolean; error?: string; clientAbortAfterMs?: number }>;
 }
 
-const LIMITS: FrontendLimits = {
-  maxHeaderSize: 16 * 1024,
-  maxHeaderCount: 256,
-  maxBodySize: 0,
-  readTimeoutMs: 10_000,
-  writeTimeoutMs: 10_000,
-  idleTimeoutMs: 10_000,
-  handshakeTimeoutMs: 10_000,
-  maxResetsPerWindow: 200,
-  resetWindowMs: 10_000,
-  maxConcurrentStreams: 128,
-};
-
-let server: tls.Server;
-let frontend: H2Frontend;
+let h: FrontendHarness;
 let port: number;
 const seen: Seen[] = [];
 const arrivals = new Set<() => void>();
@@ -56,45 +35,32 @@ function nextRequest(): Promise<Seen> {
 }
 
 before(async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-h2-body-'));
-  const files = await ensureSelfSigned(dir);
-  frontend = new H2Frontend({
-    limits: LIMITS,
-    shard: 0,
-    logger: createLogger({ level: 'warn', format: 'json' }),
-    connectionKey: (s) => `${s.remotePort}`,
-    onRequest: (req, res) => {
-      const s: Seen = {
-        req,
-        res,
-        bytes: 0,
-        outcome: new Promise((resolve) => {
-          let abortedAt: number | undefined;
-          res.onClientAbort(() => (abortedAt = performance.now()));
-          const started = performance.now();
-          req.body!.on('data', (c: Buffer) => (s.bytes += c.length));
-          req.body!.on('end', () => {
-            res.respond(200, [['content-length', '0']]).end();
-            resolve({ ended: true });
-          });
-          req.body!.on('error', (err: Error & { code?: string }) =>
-            resolve({ ended: false, error: err.code, clientAbortAfterMs: abortedAt === undefined ? undefined : abortedAt - started }),
-          );
-        }),
-      };
-      seen.push(s);
-      for (const a of [...arrivals]) a();
-    },
+  h = await startFrontend((req, res) => {
+    const s: Seen = {
+      req,
+      res,
+      bytes: 0,
+      outcome: new Promise((resolve) => {
+        let abortedAt: number | undefined;
+        res.onClientAbort(() => (abortedAt = performance.now()));
+        const started = performance.now();
+        req.body!.on('data', (c: Buffer) => (s.bytes += c.length));
+        req.body!.on('end', () => {
+          res.respond(200, [['content-length', '0']]).end();
+          resolve({ ended: true });
+        });
+        req.body!.on('error', (err: Error & { code?: string }) =>
+          resolve({ ended: false, error: err.code, clientAbortAfterMs: abortedAt === undefined ? undefined : abortedAt - started }),
+        );
+      }),
+    };
+    seen.push(s);
+    for (const a of [...arrivals]) a();
   });
-  server = tls.createServer({ cert: await readFile(files.certFile), key: await readFile(files.keyFile), ALPNProtocols: ['h2'] }, (socket) => frontend.accept(socket));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  port = (server.address() as AddressInfo).port;
+  port = h.port;
 });
 
-after(async () => {
-  frontend.destroyAll();
-  await new Promise<void>((r) => server.close(() => r()));
-});
+after(() => h.close());
 
 async function untilBytes(s: Seen, n: number): Promise<void> {
   while (s.bytes < n) await new Promise((r) => setTimeout(r, 5));

@@ -4,56 +4,24 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import tls from 'node:tls';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { H2Frontend } from '../../src/tcp/h2/frontend.ts';
 import type { FrontRequest, FrontResponse } from '../../src/shared/http-types.ts';
-import type { FrontendLimits } from '../../src/config/limits.ts';
-import { ensureSelfSigned } from '../../src/shared/tls-material.ts';
-import { createLogger } from '../../src/shared/logger.ts';
-
-const LIMITS: FrontendLimits = {
-  maxHeaderSize: 16 * 1024,
-  maxHeaderCount: 256,
-  maxBodySize: 0,
-  readTimeoutMs: 10_000,
-  writeTimeoutMs: 10_000,
-  idleTimeoutMs: 10_000,
-  handshakeTimeoutMs: 10_000,
-  maxResetsPerWindow: 200,
-  resetWindowMs: 10_000,
-  maxConcurrentStreams: 128,
-};
+import { startFrontend } from '../support/h2-frontend-harness.ts';
+import type { FrontendHarness } from '../support/h2-frontend-harness.ts';
 
 type Handler = (req: FrontRequest, res: FrontResponse) => void;
 const handlers = new Map<string, Handler>();
-let server: tls.Server;
-let frontend: H2Frontend;
+let h: FrontendHarness;
 let session: http2.ClientHttp2Session;
 
 before(async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-h2-response-'));
-  const files = await ensureSelfSigned(dir);
-  frontend = new H2Frontend({
-    limits: LIMITS,
-    shard: 0,
-    logger: createLogger({ level: 'fatal', format: 'json' }),
-    connectionKey: () => 'k',
-    onRequest: (req, res) => handlers.get(req.path)!(req, res),
-  });
-  server = tls.createServer({ cert: await readFile(files.certFile), key: await readFile(files.keyFile), ALPNProtocols: ['h2'] }, (s) => frontend.accept(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  session = http2.connect(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, { rejectUnauthorized: false });
+  h = await startFrontend((req, res) => handlers.get(req.path)!(req, res));
+  session = http2.connect(`https://127.0.0.1:${h.port}`, { rejectUnauthorized: false });
   session.on('error', () => undefined);
 });
 
 after(async () => {
   session.destroy();
-  frontend.destroyAll();
-  await new Promise<void>((r) => server.close(() => r()));
+  await h.close();
 });
 
 interface Result {

@@ -19,6 +19,17 @@ import type { ClientResetBudget } from './reset-budget.ts';
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
+/**
+ * SETTINGS frames a client may send per resetWindowMs; browsers send one or two per connection. nghttp2's
+ * own guard (CVE-2019-9515: at most 1000 queued ACKs) acts only once the socket is congested, so a client
+ * that keeps reading can make the server answer SETTINGS frames for ever (measured: 400,000 empty SETTINGS
+ * frames, all acknowledged).
+ */
+const MAX_SETTINGS_PER_WINDOW = 50;
+
+/** How long a connection closed for abuse may take to flush its GOAWAY before the socket is destroyed. */
+const ABUSE_CLOSE_GRACE_MS = 1000;
+
 /** What every connection of one frontend shares. */
 export interface ConnectionContext {
   limits: FrontendLimits;
@@ -47,7 +58,11 @@ export class H2Connection implements ExchangeOwner {
   private calm = false;
   private open = 0;
   private readonly ctx: ConnectionContext;
+  private readonly socket: TLSSocket;
+  /** Destroys the socket if a close we started has not finished by then. */
+  private forceTimer: NodeJS.Timeout | undefined;
   private readonly resets: ResetWindow;
+  private readonly settingsFrames: ResetWindow;
   /** undefined when server.idleTimeout is 0 (no idle limit). */
   private readonly idleTimer: NodeJS.Timeout | undefined;
   private queue: H2Exchange[] = [];
@@ -55,6 +70,7 @@ export class H2Connection implements ExchangeOwner {
 
   constructor(socket: TLSSocket, ctx: ConnectionContext, connectionKey: string) {
     this.ctx = ctx;
+    this.socket = socket;
     this.logger = ctx.logger;
     this.readTimeoutMs = ctx.limits.readTimeoutMs;
     this.writeTimeoutMs = ctx.limits.writeTimeoutMs;
@@ -64,6 +80,7 @@ export class H2Connection implements ExchangeOwner {
     this.remotePort = socket.remotePort ?? 0;
     this.localPort = socket.localPort ?? 0;
     this.resets = new ResetWindow(ctx.limits.maxResetsPerWindow, ctx.limits.resetWindowMs);
+    this.settingsFrames = new ResetWindow(MAX_SETTINGS_PER_WINDOW, ctx.limits.resetWindowMs);
     // Registered before the session's own listener, which closes every stream: those closes are the
     // connection going away, not client resets.
     socket.once('close', () => {
@@ -72,6 +89,10 @@ export class H2Connection implements ExchangeOwner {
     socket.on('error', ignore);
     this.session = http2.performServerHandshake(socket, ctx.sessionOptions);
     this.session.on('stream', this.onStream);
+    // One event per SETTINGS frame received (node calls into JavaScript for it only with a listener).
+    this.session.on('remoteSettings', () => {
+      if (!this.calm && !this.settingsFrames.hit(Date.now())) this.tooMuch('SETTINGS flood (CVE-2019-9515)');
+    });
     this.session.on('error', (err: Error) => this.logger.debug({ err: err.message, client: this.remoteAddress }, 'HTTP/2 session error'));
     this.session.on('frameError', (type: number, code: number, id: number) =>
       this.logger.debug({ type, code, stream: id, client: this.remoteAddress }, 'HTTP/2 frame not sent'),
@@ -79,6 +100,7 @@ export class H2Connection implements ExchangeOwner {
     this.session.once('close', () => {
       this.closing = true;
       if (this.idleTimer) clearTimeout(this.idleTimer);
+      if (this.forceTimer) clearTimeout(this.forceTimer);
       try {
         ctx.onClosed(this);
       } catch (err) {
@@ -98,6 +120,7 @@ export class H2Connection implements ExchangeOwner {
     }
   }
 
+  /** Closes the session and its socket now, cancelling open streams. */
   destroy(): void {
     this.closing = true;
     try {
@@ -105,6 +128,17 @@ export class H2Connection implements ExchangeOwner {
     } catch (err) {
       this.logger.debug({ err }, 'HTTP/2 session destroy failed');
     }
+    this.socket.destroy();
+  }
+
+  /**
+   * node closes a session's socket with end() and waits for the write side to flush, also after
+   * session.destroy(): a client that reads nothing would keep the connection, and what is buffered for
+   * it, for ever (measured: still open long after GOAWAY). Past `ms` the socket is destroyed.
+   */
+  private closeWithin(ms: number): void {
+    if (this.forceTimer || ms <= 0) return;
+    this.forceTimer = setTimeout(forceClose, ms, this);
   }
 
   // ---- ExchangeOwner ----
@@ -115,15 +149,20 @@ export class H2Connection implements ExchangeOwner {
     const connectionOk = this.resets.hit(now);
     const clientOk = this.ctx.clientResets.spend(this.remoteAddress, now);
     if (connectionOk && clientOk) return;
-    this.calm = true;
-    const { maxResetsPerWindow, resetWindowMs } = this.ctx.limits;
-    const fields = { client: this.remoteAddress, maxResetsPerWindow, resetWindowMs };
-    const msg = 'HTTP/2 client resets too many streams (CVE-2023-44487): connection closed with GOAWAY ENHANCE_YOUR_CALM';
     // Once a connection has spent its budget (warned), the address's other connections close at their
     // first reset: one line each would be one line per attacking connection.
-    if (!connectionOk) this.logger.warn({ ...fields, over: 'connection' }, msg);
-    else this.logger.debug({ ...fields, over: 'client address' }, msg);
-    // Not from inside nghttp2's callback that reported the reset.
+    this.tooMuch('stream resets (CVE-2023-44487)', connectionOk);
+  }
+
+  /** Stops dispatching and closes the connection with GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §7). */
+  private tooMuch(what: string, quiet = false): void {
+    this.calm = true;
+    const { maxResetsPerWindow, resetWindowMs } = this.ctx.limits;
+    const fields = { client: this.remoteAddress, what, maxResetsPerWindow, resetWindowMs };
+    const msg = 'HTTP/2 client over its budget: connection closed with GOAWAY ENHANCE_YOUR_CALM';
+    if (quiet) this.logger.debug(fields, msg);
+    else this.logger.warn(fields, msg);
+    // Not from inside the nghttp2 callback that reported it.
     setImmediate(enhanceYourCalm, this);
   }
 
@@ -209,16 +248,19 @@ export class H2Connection implements ExchangeOwner {
     if (this.open > 0 || this.closing) return;
     this.logger.debug({ client: this.remoteAddress }, 'HTTP/2 connection idle: GOAWAY');
     this.close();
+    // Only GOAWAY (and what was already written) is left to send: server.writeTimeout bounds that.
+    this.closeWithin(this.writeTimeoutMs > 0 ? this.writeTimeoutMs : this.ctx.limits.idleTimeoutMs);
   }
 
   enhanceYourCalm(): void {
     this.closing = true;
     try {
       // GOAWAY with ENHANCE_YOUR_CALM (RFC 9113 §7), then the socket is closed; open streams are cancelled.
-      this.session.destroy(new Error('too many stream resets'), NGHTTP2_ENHANCE_YOUR_CALM);
+      this.session.destroy(new Error('client over its budget'), NGHTTP2_ENHANCE_YOUR_CALM);
     } catch (err) {
       this.logger.debug({ err }, 'HTTP/2 session destroy failed');
     }
+    this.closeWithin(ABUSE_CLOSE_GRACE_MS);
   }
 }
 
@@ -237,6 +279,14 @@ function onIdle(conn: H2Connection): void {
     conn.onIdle();
   } catch (err) {
     conn.logger.error({ err }, 'HTTP/2 idle handling failed');
+  }
+}
+
+function forceClose(conn: H2Connection): void {
+  try {
+    conn.destroy();
+  } catch (err) {
+    conn.logger.error({ err }, 'HTTP/2 connection destroy failed');
   }
 }
 
