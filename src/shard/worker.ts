@@ -54,7 +54,7 @@ const limiter = RateLimiter.attach(init.rateLimit, config);
 // HTTP/2 and HTTP/3 stream resets per client address, counted across all shards (CVE-2023-44487).
 const resetWindow = ClientEventWindow.attach(init.resetWindowBuffer, limits.resetWindowMs);
 const resetLimiter: ClientResetLimiter = {
-  recordReset: (address) => resetWindow.record(address) <= limits.maxResetsPerClientPerWindow,
+  recordReset: (address, _now, n = 1) => resetWindow.record(address, n) <= limits.maxResetsPerClientPerWindow,
 };
 
 let nextCollect = 0;
@@ -97,6 +97,7 @@ const tcp = new TcpFrontends({
   keyFile: init.keyFile,
   ticketKeys: Buffer.from(init.tlsTicketKeys),
   limiter,
+  resetLimiter,
   onRequest: handler,
   onConnectionOpen: () => {
     state.addShardGauge(shard, S_CONNECTIONS, 1);

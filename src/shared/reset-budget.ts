@@ -3,6 +3,6 @@
 // call it for every such reset; the shard backs it with the table all shards share (src/ratelimit), so a
 // client cannot escape its budget by reconnecting or by landing on another shard.
 export interface ClientResetLimiter {
-  /** Counts one client reset from `address` at `now` (ms); false once that address is over its budget. */
-  recordReset(address: string, now: number): boolean;
+  /** Counts `n` (default 1) client resets from `address` at `now` (ms); false once that address is over its budget. */
+  recordReset(address: string, now: number, n?: number): boolean;
 }

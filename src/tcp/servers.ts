@@ -1,9 +1,9 @@
 // The TCP side of one shard. The primary accepts each connection and transfers the socket here: plain
-// sockets (HTTP port, admin port) go straight to the HTTP/1.1 frontend; on the HTTPS port quiclb terminates
-// TLS itself and routes by ALPN: h2 to the HTTP/2 frontend, http/1.1 (or no ALPN) to the HTTP/1.1 frontend.
+// sockets (HTTP port, admin port) go straight to the HTTP/1.1 frontend (src/tcp/h1); on the HTTPS port quiclb
+// terminates TLS itself and routes by ALPN: h2 to the HTTP/2 frontend (src/tcp/h2), http/1.1 (or no ALPN)
+// to the HTTP/1.1 frontend.
 // A TLS handshake that does not finish within handshakeTimeout is dropped (a client that connects and never
 // sends a ClientHello costs one sweep check, then nothing).
-import http2 from 'node:http2';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -12,9 +12,10 @@ import type { FrontendLimits } from '../config/limits.ts';
 import type { RequestHandler } from '../shared/http-types.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
-import { toFrontRequest, toFrontResponse } from './adapter.ts';
 import { DeadlineSweeper } from './deadline-sweeper.ts';
 import { H1Frontend } from './h1/frontend.ts';
+import { H2Frontend } from './h2/frontend.ts';
+import type { ClientResetLimiter } from '../shared/reset-budget.ts';
 
 export type TcpKind = 'http' | 'https' | 'admin';
 
@@ -29,6 +30,8 @@ export interface TcpFrontendOptions {
   ticketKeys?: Buffer;
   /** rateLimit.maxConnectionsPerClient, counted by socket peer across all shards (TCP and QUIC together). */
   limiter: RateLimiter;
+  /** Stream resets per client address over every shard (HTTP/2 Rapid Reset budget). */
+  resetLimiter?: ClientResetLimiter;
   onRequest: RequestHandler;
   /** Keep the shard's connection gauge (least-connections dispatch in the primary) current. */
   onConnectionOpen(): void;
@@ -52,9 +55,8 @@ export class TcpFrontends {
   private readonly opts: TcpFrontendOptions;
   private readonly h1: H1Frontend;
   private readonly tls: tls.Server;
-  private readonly h2: http2.Http2Server;
+  private readonly h2: H2Frontend;
   private readonly handshakes: DeadlineSweeper<PendingHandshake>;
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sockets = new Set<Socket>();
   private readonly connectionKeys = new WeakMap<object, string>();
   private nextConnection = 0;
@@ -76,24 +78,15 @@ export class TcpFrontends {
     this.tls.on('tlsClientError', () => undefined);
     this.tls.on('secureConnection', (socket: tls.TLSSocket) => this.onSecure(socket));
 
-    const s = opts.config.server;
-    this.h2 = http2.createServer(
-      {
-        maxSessionMemory: 64,
-        settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: s.maxHeaderSize, enableConnectProtocol: false },
-        maxHeaderSize: s.maxHeaderSize,
-      } as http2.ServerOptions,
-      (req, res) => {
-        const socket = req.socket as Socket;
-        opts.onRequest(toFrontRequest(req, 'https', opts.shard, this.keyFor(socket)), toFrontResponse(res, s.writeTimeoutMs));
-      },
-    );
-    this.h2.setTimeout(s.idleTimeoutMs);
-    this.h2.on('session', (session: http2.ServerHttp2Session) => {
-      this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
+    const resets = opts.resetLimiter;
+    this.h2 = new H2Frontend({
+      limits,
+      shard: opts.shard,
+      onRequest: opts.onRequest,
+      logger: opts.logger,
+      connectionKey: (socket) => this.keyFor(socket),
+      clientResets: resets === undefined ? undefined : { spend: (client, now, n) => resets.recordReset(client, now, n) },
     });
-    this.h2.on('clientError', () => undefined);
   }
 
   private keyFor(socket: object): string {
@@ -157,7 +150,7 @@ export class TcpFrontends {
     socket.on('error', () => undefined);
     const key = this.keyFor(raw ?? socket);
     this.connectionKeys.set(socket, key);
-    if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+    if (socket.alpnProtocol === 'h2') this.h2.accept(socket);
     else this.h1.accept(socket, 'https', key);
   }
 
@@ -168,17 +161,14 @@ export class TcpFrontends {
   /** Stop new requests: HTTP/2 GOAWAY, HTTP/1.1 keep-alive ends after the current response. */
   drain(): void {
     this.h1.drain();
-    // GOAWAY, then close once the open streams are done (session.close() waits for them).
-    for (const session of this.sessions) {
-      session.goaway(http2.constants.NGHTTP2_NO_ERROR);
-      session.close();
-    }
+    this.h2.drain(); // GOAWAY, then close once the open streams are done
+
   }
 
   /** Force-close whatever is still open after the drain timeout. */
   destroyAll(): void {
     this.h1.destroyAll();
-    for (const session of this.sessions) session.destroy();
+    this.h2.destroyAll();
     for (const socket of this.sockets) socket.destroy();
     this.handshakes.stop();
   }
