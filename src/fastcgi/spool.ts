@@ -52,6 +52,18 @@ const noop = async (): Promise<void> => {};
 /** Spools `body` to an unlinked temporary file and gives a stream over it with its exact length. */
 export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<PreparedBody> {
   const file = join(opts.dir ?? tmpdir(), `quiclb-body-${randomBytes(12).toString('hex')}`);
+  // The body may fail (client gone) while the file is being opened: listen from the start, or its 'error'
+  // would have no listener and escape as an uncaught exception. The iterator below sees the stored error.
+  const noteError = (): void => undefined;
+  body.on('error', noteError);
+  try {
+    return await spoolInto(body, file, opts);
+  } finally {
+    body.off('error', noteError);
+  }
+}
+
+async function spoolInto(body: Readable, file: string, opts: SpoolOptions): Promise<PreparedBody> {
   let handle: FileHandle;
   try {
     handle = await open(file, 'wx+', 0o600);

@@ -39,16 +39,24 @@ export const CLIENT_ADDRESS_FIELDS: ReadonlySet<string> = new Set([
   'x-forwarded',
 ]);
 
+/** Field names a Connection value lists (RFC 9110 §7.6.1), added to `named`; the usual keep-alive/close add nothing. */
+function addConnectionTokens(value: string, named: Set<string> | undefined): Set<string> | undefined {
+  // Fast path: almost every Connection field is exactly one of these, and they name no other field.
+  if (value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive' || v === 'close' || v === 'upgrade') return named;
+  }
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'keep-alive' && t !== 'close') (named ??= new Set()).add(t);
+  }
+  return named;
+}
+
 /** Names the Connection fields list (they are hop-by-hop too), or undefined when there are none. */
 function connectionNamed(headers: HeaderList): Set<string> | undefined {
   let named: Set<string> | undefined;
-  for (const [name, value] of headers) {
-    if (name !== 'connection') continue;
-    for (const token of value.split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t !== '') (named ??= new Set()).add(t);
-    }
-  }
+  for (let i = 0; i < headers.length; i++) if (headers[i][0] === 'connection') named = addConnectionTokens(headers[i][1], named);
   return named;
 }
 
@@ -164,9 +172,8 @@ export function upstreamHeaders(headers: HeaderList, info: ForwardingInfo, wante
  */
 export function responseHeaderList(headers: Record<string, string | string[] | undefined>): HeaderList {
   const out: HeaderList = [];
-  let named: Set<string> | undefined;
   const connection = headers.connection;
-  if (connection !== undefined) named = connectionNamed([['connection', Array.isArray(connection) ? connection.join(',') : connection]]);
+  const named = connection === undefined ? undefined : addConnectionTokens(Array.isArray(connection) ? connection.join(',') : connection, undefined);
   for (const name in headers) {
     if (CONNECTION_FIELDS.has(name) || (named !== undefined && named.has(name))) continue;
     const value = headers[name];

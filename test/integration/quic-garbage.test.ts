@@ -103,11 +103,14 @@ test('under a handshake flood Initials get a Retry; forged tokens are dropped an
   const retries = g(G_QUIC_RETRIES);
   const badTokens = g(G_DROP_BAD_TOKEN);
   received.length = 0;
-  // 40 new connection attempts in well under a second: above retryThreshold (5/s), so Retry answers.
-  const initials: Buffer[] = [];
-  for (let i = 0; i < 40; i++) initials.push(longHeader(0xc0, 1, randomBytes(8), randomBytes(8), Buffer.from([0]), 1200));
-  await sendPaced(initials, 40);
-  await new Promise((r) => setTimeout(r, 200));
+  // Bursts of 40 new connection attempts in well under a second: above retryThreshold (5/s), so Retry answers.
+  // On a loaded machine the kernel may drop some datagrams of a burst (socket buffer), so up to 3 bursts.
+  for (let burst = 0; burst < 3 && g(G_QUIC_RETRIES) - retries < 30n; burst++) {
+    const initials: Buffer[] = [];
+    for (let i = 0; i < 40; i++) initials.push(longHeader(0xc0, 1, randomBytes(8), randomBytes(8), Buffer.from([0]), 1200));
+    await sendPaced(initials, 40);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   assert.ok(g(G_QUIC_RETRIES) - retries >= 30n, `retries ${g(G_QUIC_RETRIES) - retries}`);
   const retryPackets = received.filter((m) => (m[0] & 0xf0) === 0xf0 && m.readUInt32BE(1) === 1);
   assert.ok(retryPackets.length >= 30, `Retry packets received: ${retryPackets.length}`);

@@ -61,6 +61,11 @@ test('a body that fails while spooling gives QUICLB_SPOOL_BODY_FAILED; an unwrit
   failing.push(Buffer.alloc(10));
   setTimeout(() => failing.destroy(new Error('reset by client')), 10);
   await assert.rejects(spoolBody(failing, { maxBytes: 0 }), (e: Error & { code?: string }) => e.code === 'QUICLB_SPOOL_BODY_FAILED' && /reset by client/.test(e.message));
+  // Failing before the temporary file is even open (a slow disk, a busy machine): still a rejection, never an
+  // 'error' event without a listener.
+  const early = new Readable({ read() {} });
+  process.nextTick(() => early.destroy(new Error('reset by client early')));
+  await assert.rejects(spoolBody(early, { maxBytes: 0 }), (e: Error & { code?: string }) => e.code === 'QUICLB_SPOOL_BODY_FAILED' && /early/.test(e.message));
   await assert.rejects(spoolBody(Readable.from([Buffer.alloc(1)]), { maxBytes: 0, dir: '/nonexistent-dir-quiclb' }), (e: Error & { code?: string }) => e.code === 'QUICLB_SPOOL_IO');
 });
 
