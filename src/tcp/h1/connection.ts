@@ -458,7 +458,7 @@ export class H1Connection implements ExchangeHost {
     this.writeDeadline = 0;
     if (this.upgradeHead !== undefined) socket.unshift(this.upgradeHead);
     this.upgradeHead = undefined;
-    this.parser.free();
+    setImmediate(closeParser, this.parser);
     return socket;
   }
 
@@ -483,12 +483,10 @@ export class H1Connection implements ExchangeHost {
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     this.runAll(waiters);
-    try {
-      this.parser.finish();
-    } catch {
-      // nothing left to parse
-    }
-    this.parser.free();
+    // close(), not free(): free() only runs the async-hook callbacks and leaves the native parser (and the
+    // callbacks that hold this connection) allocated: measured 9 KiB leaked per closed connection. node:http
+    // closes a parser it does not pool the same way, once the stack that may be inside it has unwound.
+    setImmediate(closeParser, this.parser);
   }
 
   // ---- timeouts (called by the frontend's sweeper) ------------------------------------------------
@@ -530,6 +528,14 @@ export class H1Connection implements ExchangeHost {
   /** Graceful shutdown: close now if idle, else after the response in flight. */
   drain(): void {
     if (this.queue.length === 0 && this.reading === null) this.socket.end();
+  }
+}
+
+function closeParser(parser: NativeParser): void {
+  try {
+    parser.close();
+  } catch {
+    // already closed
   }
 }
 
