@@ -44,6 +44,8 @@ export interface CacheLb {
 
 export async function startCacheLb(config: StartOptions['config'], backends = 2): Promise<CacheLb> {
   const php = await startPhpBackends(backends);
+  const token = (config.admin as { token?: string } | undefined)?.token;
+  const adminHeaders: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   let lb: QuiclbProcess;
   try {
     lb = await startQuiclb({
@@ -62,7 +64,7 @@ export async function startCacheLb(config: StartOptions['config'], backends = 2)
     php,
     lb,
     origin: `https://127.0.0.1:${lb.httpsPort}`,
-    stats: async () => (await getJson(`http://127.0.0.1:${lb.httpPort}/stats`)).body,
+    stats: async () => (await getJson(`http://127.0.0.1:${lb.httpPort}/stats`, { headers: adminHeaders })).body,
     async runs(id) {
       let text: string;
       try {
