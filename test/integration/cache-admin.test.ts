@@ -96,3 +96,14 @@ test('quiclb cache purge [PREFIX] --config FILE purges the running quiclb\'s sto
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /matches nothing/);
 });
+
+test('quiclb start with a cache.path it cannot use exits 2 with one line naming the field', { timeout: 60_000 }, async () => {
+  const dir = path.dirname(t.lb.configFile);
+  const notADir = path.join(dir, 'plain-file');
+  await writeFile(notADir, 'x');
+  const config = path.join(dir, 'bad-cache.json');
+  await writeFile(config, JSON.stringify({ server: { bindAddress: '127.0.0.1' }, tls: { stateDir: path.join(dir, 'bad-state') }, loadBalancer: { backendServers: [{ id: 'b', host: '127.0.0.1', port: 9 }] }, cache: { enabled: true, path: path.join(notADir, 'cache.sqlite') } }));
+  const r = await cli(['start', '--config', config, '--workers', '1']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^quiclb: cache\.path: cannot open the cache store ".*plain-file\/cache\.sqlite" \(.*\); check that its directory is writable/m);
+});
