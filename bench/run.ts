@@ -19,7 +19,7 @@ import { findBin, processTree, rssBytes } from './lib/procs.ts';
 import { Progress } from './lib/progress.ts';
 import { markdown, ratioOf, type BenchReport, type MemoryAfter, type ScenarioResult, type TargetResult } from './lib/report.ts';
 import { QUICK_SET, selectScenarios, type Scenario } from './lib/scenarios.ts';
-import { PEERS, baselineProtocol, directTarget, startQuiclbTarget, type PeerEnv, type PeerName, type Target } from './lib/targets.ts';
+import { PEERS, baselineProtocol, directTarget, startNginxPeer, startQuiclbTarget, type PeerEnv, type PeerName, type Target } from './lib/targets.ts';
 import { wrkDurationS } from './lib/wrk.ts';
 
 /** "1.22.1", "2.6.12-1+deb12u4", "2.6.2": the first version-looking word a tool prints about itself. */
@@ -47,6 +47,14 @@ function activePeers(opts: BenchOptions): PeerName[] {
 /** In --quick (without --scenario) nginx, HAProxy and Caddy run on a few scenarios only; node15 on all. */
 function peerRuns(opts: BenchOptions, s: Scenario, peer: string): boolean {
   return peer === 'node15' || !(opts.quick && !opts.scenario) || s.peersInQuick;
+}
+
+/**
+ * The cachedcss scenarios compare caches: quiclb with its response cache against nginx with proxy_cache (the one
+ * peer here with a shared cache; Debian's nginx has no HTTP/3, so the h3 row has quiclb alone).
+ */
+function cachePeerRuns(peers: PeerName[], s: Scenario): boolean {
+  return peers.includes('nginx') && s.protocol !== 'h3';
 }
 
 /** Peers that can serve a protocol: only Caddy speaks HTTP/3 among them. */
@@ -112,7 +120,8 @@ async function main(): Promise<void> {
   const ctx: MeasureContext = { runner, tools, threads: opts.threads, tmpDir: dir, backendPids: () => processTree(backendSet.proc.child.pid!) };
   const results: ScenarioResult[] = [];
   const memory: MemoryAfter[] = [];
-  const targetsOf = (s: Scenario): number => 2 + peers.filter((p) => peerRuns(opts, s, p) && peerSpeaks(p, s)).length;
+  const targetsOf = (s: Scenario): number =>
+    2 + (s.cache ? (cachePeerRuns(peers, s) ? 1 : 0) : peers.filter((p) => peerRuns(opts, s, p) && peerSpeaks(p, s)).length);
   const progress = new Progress(scenarios.reduce((n, s) => n + targetsOf(s), 0) * (opts.halfPeak ? 2 : 1));
 
   const measure = async (s: Scenario, target: Target, res: ScenarioResult): Promise<void> => {
@@ -155,54 +164,72 @@ async function main(): Promise<void> {
 
   try {
     for (const shards of [...new Set(scenarios.map((s) => s.shards))]) {
-      const group = scenarios.filter((s) => s.shards === shards);
-      const env: PeerEnv = { dir: join(dir, `w${shards}`), backends: backendSet.backends, certFile, keyFile, workers: shards };
-      if (profileDir) {
-        const to = join(profileDir, `quiclb-w${shards}`);
-        await mkdir(to, { recursive: true });
-        env.quiclbEnv = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${to}`.trim() };
-      }
-      await mkdir(env.dir, { recursive: true });
-      const wantH3 = group.some((s) => s.protocol === 'h3');
-      let quiclb: Target | undefined;
-      let quiclbError = '';
-      try {
-        quiclb = await startQuiclbTarget(env, { h3: wantH3 });
-      } catch (err) {
-        quiclbError = (err as Error).message.split('\n')[0];
-        if (wantH3) {
-          // HTTP/3 may be what failed: measure the TCP protocols at least.
-          progress.note(`quiclb with HTTP/3 did not start (${quiclbError}); retrying without HTTP/3`);
-          quiclb = await startQuiclbTarget(env, { h3: false }).catch(() => undefined);
+      // The cachedcss scenarios run against their own quiclb (cache on) and nginx (proxy_cache).
+      for (const cache of [false, true]) {
+        const group = scenarios.filter((s) => s.shards === shards && s.cache === cache);
+        if (group.length === 0) continue;
+        const tag = `w${shards}${cache ? '-cache' : ''}`;
+        const env: PeerEnv = { dir: join(dir, tag), backends: backendSet.backends, certFile, keyFile, workers: shards };
+        if (profileDir) {
+          const to = join(profileDir, `quiclb-${tag}`);
+          await mkdir(to, { recursive: true });
+          env.quiclbEnv = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${to}`.trim() };
         }
-      }
-      const peerTargets: Target[] = [];
-      for (const p of peers) {
-        if (!group.some((s) => peerRuns(opts, s, p))) continue;
+        await mkdir(env.dir, { recursive: true });
+        const wantH3 = group.some((s) => s.protocol === 'h3');
+        let quiclb: Target | undefined;
+        let quiclbError = '';
         try {
-          peerTargets.push(await PEERS[p].start(env));
+          quiclb = await startQuiclbTarget(env, { h3: wantH3, cache });
         } catch (err) {
-          progress.note(`peer ${p} did not start: ${(err as Error).message}`);
+          quiclbError = (err as Error).message.split('\n')[0];
+          if (wantH3) {
+            // HTTP/3 may be what failed: measure the TCP protocols at least.
+            progress.note(`quiclb with HTTP/3 did not start (${quiclbError}); retrying without HTTP/3`);
+            quiclb = await startQuiclbTarget(env, { h3: false, cache }).catch(() => undefined);
+          }
         }
-      }
-      const runsOn = new Map<string, number>();
-      try {
-        for (const s of group) {
-          const res: ScenarioResult = { scenario: s, results: [], skipped: [] };
-          results.push(res);
-          await measure(s, direct, res);
-          if (quiclb) await measure(s, quiclb, res);
-          else res.skipped.push({ target: 'quiclb', reason: `did not start: ${quiclbError}` });
-          for (const t of peerTargets) if (peerRuns(opts, s, t.name) && peerSpeaks(t.name, s)) await measure(s, t, res);
-          for (const r of res.results) runsOn.set(r.target, (runsOn.get(r.target) ?? 0) + 1);
+        const peerTargets: Target[] = [];
+        if (cache) {
+          if (group.some((s) => cachePeerRuns(peers, s))) {
+            try {
+              peerTargets.push(await startNginxPeer(env, { cache: true }));
+            } catch (err) {
+              progress.note(`peer nginx (proxy_cache) did not start: ${(err as Error).message}`);
+            }
+          }
+        } else {
+          for (const p of peers) {
+            if (!group.some((s) => peerRuns(opts, s, p))) continue;
+            try {
+              peerTargets.push(await PEERS[p].start(env));
+            } catch (err) {
+              progress.note(`peer ${p} did not start: ${(err as Error).message}`);
+            }
+          }
         }
-        for (const t of [quiclb, ...peerTargets]) {
-          if (t && runsOn.has(t.name)) memory.push({ workers: shards, target: t.name, rssBytes: rssBytes(t.pids()), runs: runsOn.get(t.name)! });
+        const runsOn = new Map<string, number>();
+        try {
+          for (const s of group) {
+            const res: ScenarioResult = { scenario: s, results: [], skipped: [] };
+            results.push(res);
+            await measure(s, direct, res);
+            if (quiclb) await measure(s, quiclb, res);
+            else res.skipped.push({ target: cache ? 'quiclb+cache' : 'quiclb', reason: `did not start: ${quiclbError}` });
+            for (const t of peerTargets) {
+              const runs = cache ? cachePeerRuns(peers, s) : peerRuns(opts, s, t.name) && peerSpeaks(t.name, s);
+              if (runs) await measure(s, t, res);
+            }
+            for (const r of res.results) runsOn.set(r.target, (runsOn.get(r.target) ?? 0) + 1);
+          }
+          for (const t of [quiclb, ...peerTargets]) {
+            if (t && runsOn.has(t.name)) memory.push({ workers: shards, target: t.name, rssBytes: rssBytes(t.pids()), runs: runsOn.get(t.name)! });
+          }
+        } finally {
+          // quiclb writes its CPU profiles (every thread) as it exits.
+          await quiclb?.stop();
+          for (const t of peerTargets) await t.stop();
         }
-      } finally {
-        // quiclb writes its CPU profiles (every thread) as it exits.
-        await quiclb?.stop();
-        for (const t of peerTargets) await t.stop();
       }
     }
   } finally {
@@ -241,13 +268,17 @@ async function main(): Promise<void> {
   };
   if (profileDir) {
     // Only the samples taken while quiclb was under measured load: start-up, warm-up and the other targets' runs
-    // stay out. Each quiclb-wN directory holds the profiles of the quiclb run with N workers.
-    const windowsOf = (workers: number): Window[] =>
+    // stay out. Each quiclb-wN directory holds the profiles of the quiclb run with N workers (quiclb-wN-cache: the
+    // one with its response cache on, for the cachedcss scenarios).
+    const windowsOf = (workers: number, cache: boolean): Window[] =>
       results
-        .filter((r) => r.scenario.shards === workers)
-        .flatMap((r) => r.results.filter((x) => x.target === 'quiclb').flatMap((x) => [x.m.windowUs, x.halfPeak?.windowUs]))
+        .filter((r) => r.scenario.shards === workers && r.scenario.cache === cache)
+        .flatMap((r) => r.results.filter((x) => x.target.startsWith('quiclb')).flatMap((x) => [x.m.windowUs, x.halfPeak?.windowUs]))
         .filter((w): w is Window => w !== undefined);
-    const summaries = findProfiles(profileDir).map((f) => summarizeProfile(f, windowsOf(Number(/quiclb-w(\d+)/.exec(f)?.[1]))));
+    const summaries = findProfiles(profileDir).map((f) => {
+      const m = /quiclb-w(\d+)(-cache)?/.exec(f);
+      return summarizeProfile(f, windowsOf(Number(m?.[1]), m?.[2] !== undefined));
+    });
     const label = (x: { file: string }): string => x.file.slice(profileDir.length + 1);
     const summary = formatSummaries(summaries, 15, label);
     await writeFile(join(profileDir, 'summary.txt'), summary);

@@ -50,7 +50,8 @@ export const USAGE = `usage: npm run bench -- [options]
                         and a summary of the top self-time functions next to the report
   --out DIR             where results go (default bench/results)
   --list                print the scenario names and exit
-  Scenario groups for --scenario: acceptance (the per-request-cost issue's keep-alive scenarios).`;
+  Scenario groups for --scenario: acceptance (the per-request-cost issue's keep-alive scenarios), cache (a
+  cacheable stylesheet through quiclb's response cache and nginx proxy_cache, HTTP/1.1, HTTP/2, HTTP/3).`;
 
 function positive(name: string, v: string | undefined, dflt: number, allowZero = false): number {
   if (v === undefined) return dflt;

@@ -4,6 +4,8 @@
 //   POST /upload  reads the whole body (client_body_buffer_size 2m keeps it in memory; proxy_request_buffering
 //                 reads it all before answering), then answers 200 "ok" from /ok on the same server through a
 //                 keep-alive upstream with the body left out (proxy_pass_request_body off).
+//   GET /style.css  a 30,000-byte stylesheet with Cache-Control: public, max-age=3600 (and nginx's ETag and
+//                   Last-Modified): what a Moodle theme stylesheet looks like to a cache (the cachedcss scenarios)
 //   GET /  200 "ok" (health checks)
 import { mkdir, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +14,8 @@ import { BenchError, findBin, freePort, startProcess, waitPorts, type Managed } 
 export const BODY_SIZES = { small: 100, '16k': 16384, '64k': 65536, '1m': 1048576 } as const;
 export type SizeName = keyof typeof BODY_SIZES;
 export const UPLOAD_PATH = '/upload';
+/** The cacheable stylesheet of the cachedcss scenarios. */
+export const CACHED_CSS = { path: '/style.css', bytes: 30000 } as const;
 
 export interface Backend {
   id: string;
@@ -31,6 +35,13 @@ function body(size: number): Buffer {
   const b = Buffer.alloc(size);
   for (let i = 0; i < size; i++) b[i] = 97 + (i % 26);
   return b;
+}
+
+/** CSS-looking text of `size` bytes. */
+function stylesheet(size: number): Buffer {
+  let css = '';
+  for (let i = 0; css.length < size; i++) css += `.block-${i} .title { color: #${((i * 2654435761) & 0xffffff).toString(16).padStart(6, '0')}; margin: ${i % 17}px; }\n`;
+  return Buffer.from(css.slice(0, size));
 }
 
 export function nginxCommon(dir: string, workers: number): string {
@@ -69,6 +80,7 @@ function serverBlock(b: Backend, www: string, certFile: string, keyFile: string)
     root ${www};
     location = / { default_type text/plain; return 200 "ok ${b.id}\\n"; }
     location = /ok { default_type text/plain; return 200 "ok\\n"; }
+    location = ${CACHED_CSS.path} { default_type text/css; add_header Cache-Control "public, max-age=3600"; }
     location = ${UPLOAD_PATH} {
       client_max_body_size 0;
       client_body_buffer_size 2m;
@@ -94,6 +106,7 @@ export async function startBackends(dir: string, certFile: string, keyFile: stri
   // nginx workers may run as another user: the temp dirs must be readable.
   await chmod(dir, 0o755);
   for (const [name, size] of Object.entries(BODY_SIZES)) await writeFile(join(www, name), body(size));
+  await writeFile(join(www, CACHED_CSS.path.slice(1)), stylesheet(CACHED_CSS.bytes));
   const backends: Backend[] = [];
   for (let i = 0; i < 2; i++) backends.push({ id: `backend-${i + 1}`, port: await freePort(), tlsPort: await freePort() });
   const conf = `${nginxCommon(root, workers)}

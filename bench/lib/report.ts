@@ -155,6 +155,7 @@ export function markdown(report: BenchReport): string {
     for (const k of s.skipped) lines.push(`| ${s.scenario.name} | ${k.target} | skipped: ${k.reason} |${' |'.repeat(17)}`);
   }
   lines.push('');
+  cacheTable(report, lines);
   halfPeakTable(report, lines);
   primaryTable(report, lines);
   memoryTable(report, lines);
@@ -184,6 +185,32 @@ export function markdown(report: BenchReport): string {
     lines.push('');
   }
   return lines.join('\n');
+}
+
+/** The cachedcss scenarios side by side: quiclb's response cache against nginx's proxy_cache. */
+function cacheTable(report: BenchReport, lines: string[]): void {
+  const rows = report.scenarios.filter((s) => s.scenario.cache);
+  if (rows.length === 0) return;
+  lines.push('## Cached stylesheet (`--scenario cache`)');
+  lines.push('');
+  lines.push(
+    `GET ${rows[0].scenario.path} (${num(rows[0].scenario.expectBytes)} bytes, \`Cache-Control: public, max-age=3600\`, nginx's ETag) ` +
+      'through quiclb with its response cache on (`quiclb+cache`) and nginx with proxy_cache (`nginx+cache`, same backends, same ' +
+      'workers; Debian\'s nginx has no HTTP/3). After the warm-up every request is a hit. `direct`: the backend nginx serving the file. ' +
+      '`quiclb / nginx`: req/s, and req/s per LB core, of quiclb over nginx\'s.',
+  );
+  lines.push('');
+  lines.push('| scenario | direct req/s | quiclb+cache req/s | nginx+cache req/s | quiclb / nginx | quiclb req/s per LB core | nginx req/s per LB core | per core quiclb / nginx |');
+  lines.push('|---|--:|--:|--:|--:|--:|--:|--:|');
+  for (const s of rows) {
+    const at = (name: string) => s.results.find((r) => r.target === name)?.m;
+    const [d, q, n] = [at('direct'), at('quiclb+cache'), at('nginx+cache')];
+    lines.push(
+      `| ${s.scenario.name} | ${num(d?.rps)} | ${num(q?.rps)} | ${num(n?.rps)} | ${ratio(q?.rps, n?.rps)} | ` +
+        `${num(q?.rpsPerTargetCore)} | ${num(n?.rpsPerTargetCore)} | ${ratio(q?.rpsPerTargetCore, n?.rpsPerTargetCore)} |`,
+    );
+  }
+  lines.push('');
 }
 
 function halfPeakTable(report: BenchReport, lines: string[]): void {

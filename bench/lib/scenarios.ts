@@ -1,15 +1,17 @@
 // The scenario matrix: protocol x response size x connection reuse, plus a 1 MiB upload per protocol, each with
 // quiclb on 1 and 2 shards. Names read `<protocol>-<size>-<reuse>-<N>shard`, e.g. h2-64k-keepalive-1shard.
+// The cachedcss scenarios (HTTP/1.1, HTTP/2, HTTP/3) ask for one cacheable stylesheet through quiclb with its
+// response cache on and through nginx with proxy_cache (`--scenario cache`).
 // Named groups (`--scenario acceptance`) pick the scenarios an issue's acceptance criteria are stated in.
-import { BODY_SIZES, UPLOAD_PATH, type SizeName } from './backends.ts';
+import { BODY_SIZES, CACHED_CSS, UPLOAD_PATH, type SizeName } from './backends.ts';
 import type { Reuse } from './load-types.ts';
 import { PROTOCOLS, type Protocol } from './targets.ts';
 
 export interface Scenario {
   name: string;
   protocol: Protocol;
-  /** 'small' | '64k' | '1m' for downloads, 'upload1m' for the 1 MiB POST. */
-  size: SizeName | 'upload1m';
+  /** 'small' | '64k' | '1m' for downloads, 'upload1m' for the 1 MiB POST, 'cachedcss' for the cached stylesheet. */
+  size: SizeName | 'upload1m' | 'cachedcss';
   reuse: Reuse;
   shards: number;
   method: 'GET' | 'POST';
@@ -18,7 +20,12 @@ export interface Scenario {
   expectBytes: number;
   /** In --quick, peers run on this scenario too (a few only, to stay under a minute). */
   peersInQuick: boolean;
+  /** The balancers run with their response cache on (quiclb's cache, nginx proxy_cache); no other peer runs. */
+  cache: boolean;
 }
+
+/** Protocols of the cachedcss scenarios (the stylesheet over each protocol a browser uses). */
+export const CACHE_PROTOCOLS: readonly Protocol[] = ['h1', 'h2', 'h3'];
 
 const UPLOAD_BYTES = 1048576;
 const UPLOAD_RESPONSE = 'ok\n'.length;
@@ -51,7 +58,9 @@ export const ACCEPTANCE_SET: ReadonlyArray<string> = [
   'h2-16k-keepalive',
   'h3-small-keepalive',
 ];
-export const GROUPS: Readonly<Record<string, ReadonlyArray<string>>> = { acceptance: ACCEPTANCE_SET };
+/** The cached-stylesheet scenarios: `--scenario cache`. */
+export const CACHE_SET: ReadonlyArray<string> = CACHE_PROTOCOLS.map((p) => `${p}-cachedcss-keepalive`);
+export const GROUPS: Readonly<Record<string, ReadonlyArray<string>>> = { acceptance: ACCEPTANCE_SET, cache: CACHE_SET };
 
 const QUICK_PEERS = new Set(['h1-small-keepalive-1shard', 'h2-small-keepalive-1shard', 'h3-small-keepalive-1shard']);
 
@@ -73,6 +82,7 @@ export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
             uploadBytes: 0,
             expectBytes: BODY_SIZES[size],
             peersInQuick: QUICK_PEERS.has(name),
+            cache: false,
           });
         }
       }
@@ -88,6 +98,22 @@ export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
         uploadBytes: UPLOAD_BYTES,
         expectBytes: UPLOAD_RESPONSE,
         peersInQuick: false,
+        cache: false,
+      });
+    }
+    for (const protocol of CACHE_PROTOCOLS) {
+      out.push({
+        name: `${protocol}-cachedcss-keepalive-${shards}shard`,
+        protocol,
+        size: 'cachedcss',
+        reuse: 'keepalive',
+        shards,
+        method: 'GET',
+        path: CACHED_CSS.path,
+        uploadBytes: 0,
+        expectBytes: CACHED_CSS.bytes,
+        peersInQuick: false,
+        cache: true,
       });
     }
   }

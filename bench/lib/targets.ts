@@ -69,6 +69,8 @@ export interface QuiclbTargetOptions {
   h3: boolean;
   /** Client idle timeout for TCP (server.idleTimeout) and QUIC (quic.idleTimeout); default 120 s. */
   idleTimeout?: string;
+  /** The response cache on (cache.enabled, default settings; the store in the run's temp dir): target 'quiclb+cache'. */
+  cache?: boolean;
 }
 
 export async function startQuiclbTarget(env: PeerEnv, opts: QuiclbTargetOptions): Promise<Target> {
@@ -91,10 +93,11 @@ export async function startQuiclbTarget(env: PeerEnv, opts: QuiclbTargetOptions)
       healthCheck: { enabled: true, path: '/', interval: '2s', timeout: '1s' },
       // "info" so the launcher sees "quiclb ready"; the access log is off, as in production under load.
       logging: { level: 'info', format: 'json', accessLog: false },
+      cache: { enabled: opts.cache === true },
     },
   });
   return {
-    name: 'quiclb',
+    name: opts.cache === true ? 'quiclb+cache' : 'quiclb',
     endpoints: standardEndpoints(q.httpPort, q.httpsPort, h3),
     pids: () => [q.child.pid!],
     primaryPid: q.child.pid!,
@@ -110,16 +113,34 @@ async function peerDir(env: PeerEnv, name: string): Promise<string> {
   return d;
 }
 
-export async function startNginxPeer(env: PeerEnv): Promise<Target> {
+/**
+ * nginx's shared cache as quiclb's is set up for Moodle: keyed by URL, one fetch for concurrent misses
+ * (proxy_cache_lock), revalidation with the stored validators, stale answers while updating and on errors.
+ */
+function nginxCacheDirectives(d: string): { http: string; location: string } {
+  return {
+    http: `  proxy_cache_path ${d}/cache levels=1:2 keys_zone=lb_cache:16m max_size=256m inactive=60m use_temp_path=off;
+`,
+    location: `      proxy_cache lb_cache;
+      proxy_cache_lock on;
+      proxy_cache_revalidate on;
+      proxy_cache_background_update on;
+      proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
+`,
+  };
+}
+
+export async function startNginxPeer(env: PeerEnv, opts: { cache?: boolean } = {}): Promise<Target> {
   const bin = findBin('nginx');
   if (bin === undefined) throw new BenchError('BENCH_NO_PEER', 'nginx not installed');
-  const d = await peerDir(env, 'nginx-lb');
+  const d = await peerDir(env, opts.cache === true ? 'nginx-cache' : 'nginx-lb');
+  const cache = opts.cache === true ? nginxCacheDirectives(d) : { http: '', location: '' };
   const plain = await freePort();
   const tls = await freePort();
   // Streams bodies both ways (no request buffering, no temp files), keep-alive to the backends: like quiclb.
   const conf = `${nginxCommon(d, env.workers)}
 http {
-${nginxHttpCommon(d)}
+${nginxHttpCommon(d)}${cache.http}
   upstream backends {
 ${env.backends.map((b) => `    server 127.0.0.1:${b.port};`).join('\n')}
     keepalive 64;
@@ -139,7 +160,7 @@ ${env.backends.map((b) => `    server 127.0.0.1:${b.port};`).join('\n')}
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_request_buffering off;
       proxy_max_temp_file_size 0;
-    }
+${cache.location}    }
   }
 }
 `;
@@ -147,7 +168,8 @@ ${env.backends.map((b) => `    server 127.0.0.1:${b.port};`).join('\n')}
   await writeFile(file, conf);
   const proc = startProcess('nginx (peer)', bin, ['-p', d, '-c', file, '-e', join(d, 'error.log'), '-g', 'daemon off;'], join(d, 'out.log'));
   await waitPorts(proc, [plain, tls]);
-  return { name: 'nginx', endpoints: standardEndpoints(plain, tls, false), pids: () => processTree(proc.child.pid!), stop: () => proc.stop() };
+  const name = opts.cache === true ? 'nginx+cache' : 'nginx';
+  return { name, endpoints: standardEndpoints(plain, tls, false), pids: () => processTree(proc.child.pid!), stop: () => proc.stop() };
 }
 
 export async function startHaproxyPeer(env: PeerEnv): Promise<Target> {
@@ -242,7 +264,7 @@ export async function startNode15Target(env: PeerEnv): Promise<Target> {
 
 export const PEERS = {
   node15: { bin: 'node', start: startNode15Target },
-  nginx: { bin: 'nginx', start: startNginxPeer },
+  nginx: { bin: 'nginx', start: (env: PeerEnv) => startNginxPeer(env) },
   haproxy: { bin: 'haproxy', start: startHaproxyPeer },
   caddy: { bin: 'caddy', start: startCaddyPeer },
 } as const;

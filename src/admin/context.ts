@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.ts';
 import type { SharedState } from '../shared/state.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
+import type { CacheSnapshot } from '../shared/cache-state.ts';
 
 export interface AdminContext {
   config: Config;
@@ -17,4 +18,13 @@ export interface AdminContext {
   logger?: Logger;
   /** The shard's view of the shared rate limiter (its refusal counters cover every shard); absent: zeros. */
   limiter?: RateLimiter;
+  /** The shard's response cache (src/cache ResponseCache); absent when the cache is off. */
+  cache?: AdminCache;
+}
+
+/** What the admin endpoints use of the response cache: its counters (shared by all shards) and purge. */
+export interface AdminCache {
+  stats(): CacheSnapshot;
+  /** Removes stored responses whose URL (or, for a prefix starting with "/", path) starts with `prefix`; all without one. */
+  purge(prefix?: string): number;
 }

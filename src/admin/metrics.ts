@@ -29,6 +29,7 @@ import {
 } from '../shared/state.ts';
 import { NO_RATE_LIMIT, type StatsInput } from './stats.ts';
 import { LIMIT_REASONS } from '../ratelimit/counters.ts';
+import { CACHE_COUNTERS, type CacheCounterName } from '../shared/cache-state.ts';
 import { QUICLB_VERSION } from './version.ts';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -72,6 +73,25 @@ class Exposition {
 }
 
 const QUANTILES = [0.5, 0.9, 0.99];
+
+/** # HELP of quiclb_cache_<name>_total, one per counter of src/shared/cache-state.ts. */
+const CACHE_HELP: Record<CacheCounterName, string> = {
+  hits: 'Requests answered from the response cache with a fresh entry (304s to clients included).',
+  misses: 'Cache lookups that found nothing usable and went to a backend.',
+  stale: 'Requests answered with a stale entry (stale-while-revalidate, stale-if-error).',
+  revalidated: 'Stale entries a backend confirmed with 304, then served.',
+  stored: 'Responses written to the cache.',
+  evicted: 'Entries removed to stay within cache.maxSize (least recently used first).',
+  bypass: 'Requests the cache does not handle (not GET or HEAD, Range, a request body).',
+  coalesced: 'Requests that waited for another request\'s backend fetch of the same URL and were served from it.',
+  uncacheable: 'Backend responses the caching rules refused to store (private, no-store, Set-Cookie, too large...).',
+  purged: 'Entries removed by a purge.',
+  lockTimeouts: 'Requests that waited cache.lockTimeout for another fetch of the same URL, then fetched themselves.',
+  errors: 'Cache store failures (the request was still served).',
+};
+
+/** lockTimeouts -> lock_timeouts */
+const snakeCase = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 function latencySamples(id: string, h: Histogram | undefined): Sample[] {
   const empty = !h || h.totalCount === 0;
@@ -155,5 +175,12 @@ export function renderMetrics(input: StatsInput): string {
   );
   out.family('quiclb_rate_limit_clients_recycled_total', 'counter', 'Tracked clients forgotten to make room for others (rateLimit.maxClients).', [{ value: rl.table.evictions }]);
   out.family('quiclb_rate_limit_untracked_total', 'counter', 'Requests and connections let through untracked because the client table had no room.', [{ value: rl.table.overflows }]);
+  const cache = input.cache;
+  out.family('quiclb_cache_enabled', 'gauge', '1 when the response cache is on (cache.enabled or moodle.enableCaching).', [{ value: cache === undefined ? 0 : 1 }]);
+  if (cache !== undefined) {
+    for (const name of CACHE_COUNTERS) out.family(`quiclb_cache_${snakeCase(name)}_total`, 'counter', CACHE_HELP[name], [{ value: cache[name] }]);
+    out.family('quiclb_cache_bytes', 'gauge', 'Bytes held by the response cache (bodies, headers and per-entry overhead), as of its last write.', [{ value: cache.bytes }]);
+    out.family('quiclb_cache_entries', 'gauge', 'Responses stored in the cache, as of its last write.', [{ value: cache.entries }]);
+  }
   return out.text();
 }

@@ -4,9 +4,11 @@
 //   /metrics    Prometheus text format
 //   /dashboard  the live page, its polling endpoint, login, drain/enable (dashboard/handlers.ts)
 //   /api/test   trivial JSON for smoke tests (open: it reveals nothing but the protocol the client used)
+//   /cache/purge  POST: removes stored responses from the response cache (cache-purge.ts)
 // Access control (admin.allowFrom, admin.token) applies to all but /api/test.
 import type { FrontRequest, FrontResponse, HeaderList } from '../shared/http-types.ts';
 import { isAdminAllowed } from './access.ts';
+import { CACHE_PURGE_PATH, servePurge } from './cache-purge.ts';
 import { collectLatencyHistograms } from './collect.ts';
 import type { AdminContext } from './context.ts';
 import { isDashboardPath, serveDashboard } from './dashboard/handlers.ts';
@@ -28,7 +30,7 @@ function pathOnly(target: string): string {
 
 export function isAdminPath(target: string): boolean {
   const p = pathOnly(target);
-  return PROTECTED.has(p) || OPEN.has(p) || isDashboardPath(p);
+  return PROTECTED.has(p) || OPEN.has(p) || p === CACHE_PURGE_PATH || isDashboardPath(p);
 }
 
 async function serve(path: string, req: FrontRequest, res: FrontResponse, ctx: AdminContext): Promise<void> {
@@ -55,6 +57,7 @@ async function serve(path: string, req: FrontRequest, res: FrontResponse, ctx: A
     workers: ctx.workers,
     latency: await collectLatencyHistograms(ctx),
     rateLimit: ctx.limiter === undefined ? undefined : { enabled: ctx.limiter.enabled, ...ctx.limiter.stats() },
+    cache: ctx.cache?.stats(),
   };
   if (path === '/stats') sendJson(req, res, 200, buildStats(input));
   else send(req, res, 200, METRICS_CONTENT_TYPE, renderMetrics(input));
@@ -78,6 +81,7 @@ export function handleAdmin(req: FrontRequest, res: FrontResponse, ctx: AdminCon
     // Sync throws (a bug) must not escape either: the async wrapper turns them into a rejection.
     return answer((async () => serveDashboard(path, req, res, ctx))(), path, req, res, ctx);
   }
+  if (path === CACHE_PURGE_PATH) return answer((async () => servePurge(req, res, ctx))(), path, req, res, ctx);
   if (!PROTECTED.has(path) && !OPEN.has(path)) return false;
   // These requests carry no content we use; drain it so the connection stays usable.
   req.body?.resume();

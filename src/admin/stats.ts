@@ -40,6 +40,7 @@ import {
   type SharedState,
 } from '../shared/state.ts';
 import type { RateLimitStats } from '../ratelimit/limiter.ts';
+import type { CacheSnapshot } from '../shared/cache-state.ts';
 import { summarizeMs, type LatencySummaryMs } from './latency.ts';
 import { QUICLB_VERSION } from './version.ts';
 
@@ -52,6 +53,8 @@ export interface StatsInput {
   latency: Histogram[];
   /** The rate limiter's counters (src/ratelimit, shared by all shards); absent: reported as zeros. */
   rateLimit?: RateLimitSnapshot;
+  /** The response cache's counters (src/shared/cache-state.ts); absent when the cache is off. */
+  cache?: CacheSnapshot;
 }
 
 export interface RateLimitSnapshot extends RateLimitStats {
@@ -122,6 +125,17 @@ export interface Stats {
     limited: { general: number; login: number; connections: number };
     clients: { capacity: number; evictions: number; overflows: number; stolenLocks: number };
   };
+  /**
+   * The response cache, over every shard (present only when it is on): the counters of
+   * src/shared/cache-state.ts, `bytes` and `entries` stored, and `hitRatio` = hits / (hits + misses).
+   */
+  cache?: CacheSnapshot & { hitRatio: number };
+}
+
+/** hits / (hits + misses), 4 decimals; 0 before the first lookup. Stale answers count as neither. */
+export function cacheHitRatio(c: CacheSnapshot): number {
+  const looked = c.hits + c.misses;
+  return looked === 0 ? 0 : Math.round((c.hits / looked) * 10_000) / 10_000;
 }
 
 export function buildStats(input: StatsInput, now = Date.now()): Stats {
@@ -190,6 +204,8 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
       ]),
     ) as Stats['compression'],
     rateLimit: rateLimitStats(input.rateLimit ?? NO_RATE_LIMIT),
+    // Absent, not null, when the cache is off: the dashboard then says so.
+    ...(input.cache === undefined ? {} : { cache: { ...input.cache, hitRatio: cacheHitRatio(input.cache) } }),
   };
 }
 

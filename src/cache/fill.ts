@@ -147,7 +147,10 @@ export class Fill {
       sink,
       onSettled: (outcome) => {
         if (outcome.kind === 'stored' && this.passMode) this.clearPass();
-        if (outcome.kind === 'too-large') this.dropStale();
+        // A stored answer replaces the stale entry of its own variant in its commit; the stale entry may be
+        // another coding (a background revalidation of a br variant stores the backend's identity body), and
+        // left visible it would keep answering, stale, and keep sending revalidations to the backend.
+        if (outcome.kind === 'too-large' || outcome.kind === 'stored') this.dropStale();
         this.unlock(outcome.kind === 'too-large');
       },
     });

@@ -6,6 +6,8 @@ import { loadConfig, defaultConfigJson, toJson, isConfigError } from '../config/
 import { createLogger } from '../shared/logger.ts';
 import { runStart } from './start.ts';
 import { runDoctor } from './doctor.ts';
+import { runCachePurge } from './cache-purge.ts';
+import { isCacheStoreError } from '../cache/errors.ts';
 
 const USAGE = `quiclb — HTTP/3 + HTTP/2 + HTTP/1.1 load balancer
 
@@ -15,6 +17,9 @@ Usage:
                                                the old spelling --generate-config writes ./config.json)
   quiclb check-config FILE                     validate a config and print the effective settings
   quiclb doctor [--config FILE]                check this host (UDP buffers, file limits, ports, certificate)
+  quiclb cache purge [PREFIX] [--config FILE]  remove stored responses from the response cache's store file
+                                               (all, or those whose path "/theme/" or URL
+                                               "https://host/theme/" starts with PREFIX); safe while quiclb runs
 
 Options:
   --config FILE   JSON config (see README "Configuration"); env BIND_ADDRESS, BACKEND_SERVERS,
@@ -44,7 +49,7 @@ export function normalizeArgv(argv: string[]): string[] {
   if (oldGenerate && !hasOut) out.push('--out', OLD_GENERATE_CONFIG_FILE);
   // `quiclb --config x.json` with no command means start, as the old binary did.
   const first = out.find((a) => !a.startsWith('-'));
-  const commands = new Set(['start', 'generate-config', 'check-config', 'doctor', 'help']);
+  const commands = new Set(['start', 'generate-config', 'check-config', 'doctor', 'cache', 'help']);
   if (!first || !commands.has(first)) {
     if (!out.includes('-h') && !out.includes('--help')) out.unshift('start');
   }
@@ -115,6 +120,17 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await runDoctor(config);
       return;
     }
+    case 'cache': {
+      if (positionals[1] !== 'purge' || positionals.length > 3) fail(`usage: quiclb cache purge [PREFIX] [--config FILE]\n\n${USAGE}`);
+      const config = load(values.config);
+      try {
+        process.exitCode = runCachePurge(config, positionals[2]);
+      } catch (err) {
+        if (isCacheStoreError(err)) fail(err.message);
+        throw err;
+      }
+      return;
+    }
     case 'start': {
       const config = load(values.config);
       let workers: number | undefined;
@@ -130,6 +146,7 @@ export async function main(argv: string[]): Promise<void> {
       } catch (err) {
         // What only the start finds (an unusable certificate or key ring) is a config error like any other.
         if (isConfigError(err)) fail(`invalid config: ${err.message}`);
+        if (isCacheStoreError(err)) fail(err.message);
         throw err;
       }
       return;

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { BodySink, FrontRequest, FrontResponse, HeaderList } from '../shared/http-types.ts';
 import type { Backend } from '../balancer/backend.ts';
 import { parseCookies } from '../balancer/affinity.ts';
+import type { ExchangeCache } from './exchange-cache.ts';
 
 /** The response filters and body filters the pipeline runs on every answer (see pipeline.ts). */
 export interface ResponsePath {
@@ -23,6 +24,8 @@ export class Exchange {
   attempts = 0;
   /** Set by quiclb's own answers: which phase answered (for the access log). */
   answeredBy: string | undefined;
+  /** What the response cache is doing for this request (src/pipeline/exchange-cache.ts); undefined when it never looked. */
+  cache: ExchangeCache | undefined;
   private cookieMap: Map<string, string> | undefined;
   private abortHooks: Array<() => void> | undefined;
   private readonly path: ResponsePath;

@@ -11,6 +11,9 @@ import { ActiveHealthChecker } from '../health/active.ts';
 import { RateLimiter } from '../ratelimit/limiter.ts';
 import { ClientEventWindow } from '../ratelimit/event-window.ts';
 import { frontendLimits } from '../config/limits.ts';
+import { prepareCacheStore } from '../cache/cache.ts';
+import { cacheSettings } from '../cache/settings.ts';
+import { CacheSharedState } from '../shared/cache-state.ts';
 import type { UdpRouter } from './udp-router.ts';
 import { ShardSupervisor } from './shard-supervisor.ts';
 import { TcpListeners } from './tcp-listeners.ts';
@@ -59,6 +62,22 @@ function quicShardCount(workers: number, logger: Logger): number {
   return 1;
 }
 
+/**
+ * The response cache (cache.enabled or moodle.enableCaching): its shared counters, handed to every shard
+ * (restarted ones too), and its store, created and cleared of what a previous run left half-written before
+ * any shard opens it. Throws CacheStoreError (code QUICLB_CACHE_STORE, naming cache.path) when the file
+ * cannot be used.
+ */
+function prepareCache(config: Config, logger: Logger): SharedArrayBuffer | undefined {
+  const settings = cacheSettings(config);
+  if (!settings.enabled) return undefined;
+  const shared = new CacheSharedState();
+  prepareCacheStore(settings, shared);
+  const { bytes, entries } = shared.snapshot();
+  logger.info({ path: settings.path, maxSize: settings.maxSize, maxEntrySize: settings.maxEntrySize, bytes, entries }, 'response cache on');
+  return shared.buffer;
+}
+
 export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary> {
   const { config, logger } = opts;
   const workers = opts.workers ?? defaultWorkerCount();
@@ -75,12 +94,13 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   // Stream resets (HTTP/2, HTTP/3 rapid reset) are tracked for 65536 clients, least recently seen recycled.
   const rateLimiter = RateLimiter.create(config);
   const resetWindow = ClientEventWindow.create(65536, frontendLimits(config).resetWindowMs);
+  const cacheBuffer = prepareCache(config, logger);
 
   const supervisor = new ShardSupervisor({
     count: workers,
     init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile,
       resetKey: keys.resetKey, tlsTicketKeys: keys.tlsTicketKeys, quicTicketKey: keys.quicTicketKey, startedAt: Date.now(),
-      rateLimit: rateLimiter.shared, resetWindowBuffer: resetWindow.buffer },
+      rateLimit: rateLimiter.shared, resetWindowBuffer: resetWindow.buffer, cacheBuffer },
     state,
     logger,
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),

@@ -22,6 +22,11 @@ export interface ShardInit {
   rateLimit: RateLimiterShared;
   /** The primary's ClientEventWindow (HTTP/2 and HTTP/3 stream resets per client) over frontendLimits' resetWindowMs. */
   resetWindowBuffer: SharedArrayBuffer;
+  /**
+   * The response cache's CacheSharedState buffer (src/shared/cache-state.ts: counters, coalescing signal),
+   * present when the cache is on; the primary prepared the store (src/cache prepareCacheStore) before any shard.
+   */
+  cacheBuffer?: SharedArrayBuffer;
 }
 
 export type PrimaryToShard =

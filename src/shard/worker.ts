@@ -16,6 +16,8 @@ import { RateLimiter } from '../ratelimit/limiter.ts';
 import type { ClientResetLimiter } from '../shared/reset-budget.ts';
 import { ClientEventWindow } from '../ratelimit/event-window.ts';
 import { LatencyRecorder } from '../admin/latency.ts';
+import { ResponseCache } from '../cache/cache.ts';
+import { cacheSettings } from '../cache/settings.ts';
 import { TcpFrontends } from '../tcp/servers.ts';
 import type { TcpKind } from '../tcp/servers.ts';
 import type { QuicEndpoint } from '../quic/endpoint.ts';
@@ -57,6 +59,22 @@ const resetLimiter: ClientResetLimiter = {
   recordReset: (address, _now, n = 1) => resetWindow.record(address, n) <= limits.maxResetsPerClientPerWindow,
 };
 
+// The shared response cache: this thread's own connection to the store the primary prepared.
+const cache = openCache();
+
+function openCache(): ResponseCache | undefined {
+  if (init.cacheBuffer === undefined) return undefined;
+  try {
+    return ResponseCache.open(cacheSettings(config), init.cacheBuffer, {
+      onError: (err, what) => logger.warn({ err }, what),
+    });
+  } catch (err) {
+    // The primary opened the same file a moment ago; a shard that cannot still serves, uncached.
+    logger.error({ err }, 'response cache unavailable in this shard: its requests go to the backends uncached');
+    return undefined;
+  }
+}
+
 let nextCollect = 0;
 const pendingCollect = new Map<number, (snapshots: string[][]) => void>();
 const pipeline = new Pipeline(
@@ -68,6 +86,7 @@ const pipeline = new Pipeline(
     forwarder,
     logger,
     limiter,
+    cache,
     admin: {
     config,
     state,
@@ -76,6 +95,7 @@ const pipeline = new Pipeline(
     // Drains and enables from the dashboard, and failed logins, are logged with the client address.
     logger,
     limiter,
+    cache,
     collectLatency: () =>
       new Promise<string[][]>((resolve) => {
         const id = nextCollect++;
@@ -136,6 +156,7 @@ async function drainAndExit(timeoutMs: number): Promise<void> {
   tcp.destroyAll();
   await quic?.close();
   await forwarder.close();
+  cache?.close();
   lineBatcher().flush();
   port.postMessage({ type: 'drained' });
 }

@@ -86,6 +86,34 @@ test('npm run bench: one quick HTTP/1.1 scenario writes JSON, Markdown and SVG w
   }
 });
 
+test('npm run bench -- --scenario cache: the cached stylesheet through quiclb+cache and nginx+cache, every request a hit', { timeout: 120_000 }, async (t) => {
+  if (findBin('nginx') === undefined) return void t.skip('nginx is not installed (bench/install-peers.sh)');
+  const out = await mkdtemp(join(tmpdir(), 'quiclb-bench-test-'));
+  try {
+    const name = 'h1-cachedcss-keepalive-1shard';
+    const r = await runBench(['--scenario', name, '--duration', '1', '--warmup', '0.3', '--peers', 'nginx', '--generator', 'own', '--threads', '1', '--out', out], 110_000);
+    assert.equal(r.code, 0, `bench failed:\n${r.stderr.slice(-3000)}`);
+    const report = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8'));
+    const s = report.scenarios[0];
+    assert.equal(s.scenario.name, name);
+    assert.equal(s.scenario.cache, true);
+    assert.deepEqual(s.skipped, []);
+    const byTarget = Object.fromEntries(s.results.map((x: any) => [x.target, x]));
+    assert.deepEqual(Object.keys(byTarget).sort(), ['direct', 'nginx+cache', 'quiclb+cache']);
+    for (const target of ['quiclb+cache', 'nginx+cache']) {
+      const m = byTarget[target].m;
+      assert.ok(m.requests > 0 && m.errors === 0, `${target}: ${m.requests} requests, errors ${m.errorSamples}`);
+      // Hits only: the backend nginx is almost idle while the caches answer (the warm-up made the one miss).
+      assert.ok(m.backendCpu < 0.05, `${target}: backend cores ${m.backendCpu}`);
+    }
+    const md = await readFile(join(out, 'latest.md'), 'utf8');
+    assert.match(md, /## Cached stylesheet/);
+    assert.match(md, new RegExp(`\\| ${name} \\| [\\d,]+ \\| [\\d,]+ \\| [\\d,]+ \\| \\d+\\.\\d\\d \\|`));
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
 test('npm run bench with wrk and h2load: HTTP/1.1 and HTTP/2 rows for quiclb and node15, per-core figures and --half-peak', { timeout: 240_000 }, async (t) => {
   for (const bin of ['nginx', 'wrk', 'h2load']) if (findBin(bin) === undefined) return void t.skip(`${bin} is not installed`);
   const out = await mkdtemp(join(tmpdir(), 'quiclb-bench-test-'));

@@ -264,3 +264,27 @@ test('a response being sent keeps its body when a newer copy replaces the entry;
   await assert.rejects(hitBody(purged), { code: 'QUICLB_CACHE_ENTRY_GONE' });
   cache.close();
 });
+
+test('a new answer stored by a revalidation retires the stale entry it revalidated, of whatever coding', async () => {
+  // The pipeline stores identity and br for a br client; a later stale-while-revalidate hit on the br variant
+  // revalidates in the background, where only the backend's identity answer is stored.
+  const { cache } = openTestCache();
+  const swr: Array<[string, string]> = [['cache-control', 'max-age=1, stale-while-revalidate=60'], ['etag', '"1"'], ['content-type', 'text/css']];
+  const br = get('/theme/s.css', [['accept-encoding', 'br']]);
+  await storeThrough(cache, get('/theme/s.css'), swr, 'old, in identity');
+  const identityHit = await expectHit(cache, br);
+  const zHeaders: Array<[string, string]> = [...swr.filter(([k]) => k !== 'etag'), ['etag', 'W/"1"'], ['content-encoding', 'br'], ['vary', 'Accept-Encoding']];
+  identityHit.tee(200, zHeaders, new CollectSink()).end(Buffer.from('old, br'));
+  await sleep(1100);
+  const found = await cache.lookup(br);
+  assert.equal(found.kind, 'hit');
+  const { hit, revalidate } = found as { hit: { encoding: string; state: string }; revalidate?: import('../../src/cache/fill.ts').Fill };
+  assert.deepEqual([hit.encoding, hit.state], ['br', 'stale']);
+  assert.ok(revalidate !== undefined);
+  revalidate.tee(200, [['cache-control', 'max-age=60'], ['content-type', 'text/css']], new CollectSink()).end(Buffer.from('new, and longer than the old ones'));
+  revalidate.release();
+  const next = await expectHit(cache, br);
+  assert.deepEqual([next.encoding, next.state], ['identity', 'fresh'], 'the stale br variant no longer answers');
+  assert.equal(await hitBody(next), 'new, and longer than the old ones');
+  cache.close();
+});

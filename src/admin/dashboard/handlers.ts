@@ -142,7 +142,7 @@ async function serveStats(req: FrontRequest, res: FrontResponse, ctx: AdminConte
     return;
   }
   const latency = await collectLatencyHistograms(ctx);
-  const stats = buildStats({ config: ctx.config, state: ctx.state, startedAt: ctx.startedAt, workers: ctx.workers, latency });
+  const stats = buildStats({ config: ctx.config, state: ctx.state, startedAt: ctx.startedAt, workers: ctx.workers, latency, cache: ctx.cache?.stats() });
   sendJson(req, res, 200, { ...stats, recent: stateOf(ctx).recent.observe(latency) });
 }
 

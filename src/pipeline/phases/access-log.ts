@@ -18,6 +18,7 @@ export function accessLogPhase(config: Config, logger: Logger): Phase | undefine
           status: ex.status,
           backend: ex.backend?.id ?? (ex.answeredBy === 'admin' ? 'quiclb-admin' : undefined),
           attempts: ex.attempts || undefined,
+          cache: ex.cache?.outcome,
           client: req.remoteAddress,
           durationMs: Math.round((performance.now() - ex.started) * 100) / 100,
         },

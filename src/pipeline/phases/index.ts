@@ -6,6 +6,7 @@ import type { Balancer } from '../../balancer/balancer.ts';
 import type { Forwarder } from '../../proxy/forward.ts';
 import type { AdminContext } from '../../admin/routes.ts';
 import type { RateLimiter } from '../../ratelimit/limiter.ts';
+import type { ResponseCache } from '../../cache/cache.ts';
 import type { Phase } from '../phase.ts';
 import { countPhase } from './count.ts';
 import { adminPhase } from './admin.ts';
@@ -13,6 +14,8 @@ import { redirectPhase } from './redirect.ts';
 import { validatePhase } from './validate.ts';
 import { limitsPhase } from './limits.ts';
 import { bodyLimitPhase } from './body-limit.ts';
+import { cacheLookupPhase } from './cache-lookup.ts';
+import { cacheStorePhase } from './cache-store.ts';
 import { affinityPhase } from './affinity.ts';
 import { altSvcPhase } from './alt-svc.ts';
 import { proxyPhase } from './proxy.ts';
@@ -28,6 +31,8 @@ export interface PhaseDeps {
   admin: AdminContext;
   limiter: RateLimiter;
   logger: Logger;
+  /** This shard's connection to the shared response cache; undefined when the cache is off. */
+  cache: ResponseCache | undefined;
 }
 
 export function buildPhases(d: PhaseDeps): Phase[] {
@@ -38,9 +43,12 @@ export function buildPhases(d: PhaseDeps): Phase[] {
     validatePhase(d.config), // 400/405/417 for what cannot be forwarded
     limitsPhase(d.config, d.limiter, d.logger), // 429 + Retry-After per client (rateLimit)
     bodyLimitPhase(d.config), // 413
+    cacheLookupPhase(d.cache, d.config, d.forwarder, d.logger), // stored answers (+ the identity body compression codes)
+    compressionPhase(d.config, d.state), // response + body: br / zstd / gzip
+    // Stores what the client gets: after compression, before the fields of one client or connection below.
+    cacheStorePhase(d.cache !== undefined), // response + body: the store's tee
     affinityPhase(d.balancer, d.config.loadBalancer.sessionPersistence), // response: Moodle session + affinity cookie
     altSvcPhase(d.config), // response: Alt-Svc h3
-    compressionPhase(d.config, d.state), // response + body: br / zstd / gzip
     proxyPhase(d.config, d.forwarder), // backend selection, header rewrite, forward with retry
     accessLogPhase(d.config, d.logger), // done: one line per request
   ];
