@@ -170,6 +170,27 @@ test('settings applied live: admin token, routes, log level; a port change is lo
   await lb.waitForLog((e) => e.level === 20 && e.msg === 'configuration generation applied' && e.generation === 3);
 });
 
+test('rate limits turned on by a reload apply to the next requests (a client table sized for rateLimit.maxClients)', { timeout: 30_000 }, async () => {
+  await rewriteConfig((c) => {
+    c.rateLimit = { enabled: true, requestsPerSecond: 0.01, burst: 3, maxClients: 2048 };
+  });
+  lb.child.kill('SIGHUP');
+  await reloadedTo(4);
+  // One keep-alive connection: one shard, one bucket shared by all shards anyway.
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const res = await request(`http://127.0.0.1:${lb.httpPort}/limited`);
+    await res.body.text();
+    statuses.push(res.statusCode);
+    if (res.statusCode === 429) assert.ok(Number(res.headers['retry-after']) >= 1);
+  }
+  assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+  const s = (await getJson(`http://127.0.0.1:${lb.httpPort}/stats`, { headers: { authorization: 'Bearer reload-secret-token' } })).body;
+  assert.equal(s.rateLimit.enabled, true);
+  assert.equal(s.rateLimit.limited.general, 2);
+  assert.equal(s.rateLimit.clients.capacity, 2048);
+});
+
 test('the pid file is removed when quiclb exits', { timeout: 30_000 }, async () => {
   assert.equal(await lb.stop(), 0);
   assert.equal(existsSync(pidFile), false);
