@@ -3,7 +3,9 @@
 // backend whose id, address and pool settings did not change keeps its pool, and with it its idle
 // keep-alive connections. A pool nobody leases any more (its backend was removed or moved, or the pool
 // settings changed) is closed, gracefully: undici's close() lets the requests it still carries finish.
-// The previous generation gives its lease back only once its last forward ended (Forwarder.drain()).
+// The previous generation gives its lease back only once its last request ended (Pipeline.drain()). A pool is
+// created on its first request (a FastCGI backend on a unix socket never gets one), its lease counted from the
+// start, so an idle backend's pool still survives a reload.
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config/types.ts';
@@ -58,30 +60,33 @@ function poolFor(spec: PoolSpec): Pool {
 }
 
 interface Entry {
-  pool: Pool;
+  spec: PoolSpec;
+  /** Made on the first request. */
+  pool: Pool | undefined;
   leases: number;
 }
 
 /** One generation's view: the pools of its backends, by slot. */
 export class PoolLease implements BackendDispatchers {
-  private readonly bySlot = new Map<number, Pool>();
+  private readonly bySlot = new Map<number, Entry>();
   private readonly keys: string[] = [];
   private readonly owner: BackendPools;
   private released = false;
 
-  constructor(owner: BackendPools, entries: ReadonlyArray<[Backend, string, Pool]>) {
+  constructor(owner: BackendPools, entries: ReadonlyArray<[Backend, string, Entry]>) {
     this.owner = owner;
-    for (const [backend, key, pool] of entries) {
-      this.bySlot.set(backend.index, pool);
+    for (const [backend, key, entry] of entries) {
+      this.bySlot.set(backend.index, entry);
       this.keys.push(key);
     }
   }
 
   dispatcher(backend: Backend): Dispatcher {
-    const pool = this.bySlot.get(backend.index);
+    const entry = this.bySlot.get(backend.index);
     // Every backend a generation's balancer can pick was leased with it; anything else is a bug.
-    if (pool === undefined) throw new Error(`no pool leased for backend ${backend.id} (slot ${backend.index})`);
-    return pool;
+    if (entry === undefined) throw new Error(`no pool leased for backend ${backend.id} (slot ${backend.index})`);
+    entry.pool ??= poolFor(entry.spec);
+    return entry.pool;
   }
 
   /** Gives the pools back; those no other generation leases are closed once their requests ended. */
@@ -97,22 +102,22 @@ export class BackendPools {
 
   /** Pools for `backends` built from `config`: the existing one where nothing changed, else a new one. */
   lease(backends: readonly Backend[], config: Config): PoolLease {
-    const taken: Array<[Backend, string, Pool]> = [];
+    const taken: Array<[Backend, string, Entry]> = [];
     for (const b of backends) {
       const spec = specOf(b, config);
       const key = keyOf(b, spec);
       let entry = this.entries.get(key);
       if (entry === undefined) {
-        entry = { pool: poolFor(spec), leases: 0 };
+        entry = { spec, pool: undefined, leases: 0 };
         this.entries.set(key, entry);
       }
       entry.leases++;
-      taken.push([b, key, entry.pool]);
+      taken.push([b, key, entry]);
     }
     return new PoolLease(this, taken);
   }
 
-  /** Pools open now (tests and logs). */
+  /** Backends leased by some generation now (tests and logs). */
   get size(): number {
     return this.entries.size;
   }
@@ -123,14 +128,14 @@ export class BackendPools {
       const entry = this.entries.get(key);
       if (entry === undefined || --entry.leases > 0) continue;
       this.entries.delete(key);
-      closing.push(entry.pool.close().catch(() => undefined));
+      if (entry.pool !== undefined) closing.push(entry.pool.close().catch(() => undefined));
     }
     return Promise.all(closing).then(() => undefined);
   }
 
   /** Shutdown: closes every pool (in-flight requests finish first). */
   async close(): Promise<void> {
-    const pools = [...this.entries.values()].map((e) => e.pool);
+    const pools = [...this.entries.values()].flatMap((e) => (e.pool === undefined ? [] : [e.pool]));
     this.entries.clear();
     await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
   }

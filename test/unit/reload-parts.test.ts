@@ -3,6 +3,7 @@
 // and every backend-indexed structure agreeing on slots (balancer, shared state, session table).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import pino from 'pino';
 import { validateConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
@@ -144,6 +145,19 @@ test('backend pools: an unchanged backend keeps its pool across generations; a r
   assert.equal((poolA as unknown as { closed: boolean }).closed, true);
   assert.throws(() => gen3.dispatcher({ ...backends2[0], index: 7 }), /no pool leased for backend a \(slot 7\)/);
   await pools.close();
+});
+
+test('backend pools are made on first use: a FastCGI backend on a unix socket (no host) leases without one', async () => {
+  const pools = new BackendPools();
+  const fpm = validateConfig({
+    moodle: { wwwRoot: tmpdir() },
+    loadBalancer: { backendServers: [{ id: 'fpm', protocol: 'fastcgi', socket: '/run/php/php-fpm.sock' }, { id: 'web', host: '127.0.0.1', port: 9000 }] },
+  });
+  const lease = pools.lease(backendsFromConfig(fpm.loadBalancer.backendServers), fpm);
+  assert.equal(pools.size, 2);
+  assert.ok(lease.dispatcher(backendsFromConfig(fpm.loadBalancer.backendServers)[1]));
+  await lease.release();
+  assert.equal(pools.size, 0);
 });
 
 test('a pipeline says when its last request ended (a replaced generation drains)', async () => {
