@@ -132,8 +132,8 @@ export class Reloader {
     this.opts.slots.commit(plan, next.loadBalancer.backendServers, generation);
     const freshHealth = new Map(next.loadBalancer.backendServers.map((b, i) => [plan.slots[i], b.healthy]));
     for (const slot of plan.fresh) {
-      // A slot freed by an earlier removal may still hold that backend's sessions if it was freed while a
-      // write raced; a new backend must not inherit any.
+      // Freeing the slot forgot its sessions, but skipped any entry a writer held at that instant: a new
+      // backend must not inherit one.
       sessions.forgetBackend(slot);
       state.initBackend(slot, freshHealth.get(slot) ?? true);
     }
@@ -224,7 +224,8 @@ export class Reloader {
   }
 
   private freeDrainedSlots(): void {
-    const below = [...this.drainedBelow.values()];
+    // A shard still starting will run the generation it was started with until it catches up.
+    const below = [...this.drainedBelow.values(), ...this.opts.supervisor.startingGenerations()];
     for (const r of this.opts.slots.retired()) {
       if (!below.every((b) => b >= r.generation)) continue;
       this.opts.state.setSlotState(r.slot, SLOT_FREE);

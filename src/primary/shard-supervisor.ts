@@ -32,6 +32,8 @@ export interface ShardHandle {
   backoff: CrashBackoff;
   /** The configuration generation the shard runs (the one it started with, then each one it applied). */
   generation: number;
+  /** The generation the current worker was started with (it runs it from its first request on). */
+  spawnedWith: number;
 }
 
 export interface SupervisorOptions {
@@ -72,6 +74,7 @@ export class ShardSupervisor {
         readyAt: 0,
         backoff: new CrashBackoff(opts.restartPolicy),
         generation: 0,
+        spawnedWith: 0,
       });
     }
   }
@@ -90,6 +93,7 @@ export class ShardSupervisor {
     handle.worker = worker;
     handle.ready = false;
     handle.readyAt = 0;
+    handle.spawnedWith = this.init.current.generation;
     return new Promise<void>((resolve) => {
       worker.on('message', (msg: ShardToPrimary) => {
         switch (msg.type) {
@@ -102,7 +106,7 @@ export class ShardSupervisor {
             handle.generation = msg.generation;
             this.opts.onShardUp(handle.index, msg.generation);
             // Started before a reload that it then missed (it was not ready to take it): catch up.
-            if (msg.generation !== this.init.current.generation) void this.applyOne(handle, this.init.current, this.init.configStatus);
+            if (msg.generation !== this.init.current.generation) void this.catchUp(handle);
             resolve();
             break;
           case 'admin:collect':
@@ -167,6 +171,17 @@ export class ShardSupervisor {
     this.init = { ...this.init, current: next, configStatus: status };
     const ready = this.shards.filter((h) => this.alive(h.index));
     return Promise.all(ready.map(async (h) => ({ shard: h.index, result: await this.applyOne(h, next, status) })));
+  }
+
+  private async catchUp(handle: ShardHandle): Promise<void> {
+    const next = this.init.current;
+    const result = await this.applyOne(handle, next, this.init.configStatus);
+    if (!result.ok) this.opts.logger.error({ shard: handle.index, generation: next.generation, error: result.error }, 'a restarted shard could not apply the current configuration; it keeps the one it started with');
+  }
+
+  /** The generations that shards being started (not ready yet) were started with. */
+  startingGenerations(): number[] {
+    return this.shards.filter((h) => h.worker !== undefined && !h.ready).map((h) => h.spawnedWith);
   }
 
   private async applyOne(handle: ShardHandle, next: ShardGeneration, status: ConfigStatus): Promise<ApplyResult> {
