@@ -40,7 +40,7 @@ import {
   slotAt,
   type SharedState,
 } from '../shared/state.ts';
-import type { ConfigStatus } from '../config/status.ts';
+import { initialConfigStatus, type ConfigStatus } from '../config/status.ts';
 import type { RateLimitStats } from '../ratelimit/limiter.ts';
 import { summarizeMs, type LatencySummaryMs } from './latency.ts';
 import { QUICLB_VERSION } from './version.ts';
@@ -99,7 +99,10 @@ export interface Stats {
   uptimeSeconds: number;
   version: string;
   workers: number;
-  /** The running configuration: its generation (+1 per applied reload), when it was loaded, and refused reloads. */
+  /**
+   * The running configuration: its generation (+1 per applied reload), when it was loaded, refused reloads, and
+   * the settings the file changed that wait for a restart.
+   */
   config: ConfigStatus;
   protocols: { 'HTTP/1.1': number; 'HTTP/2': number; 'HTTP/3': number };
   backends: BackendStats[];
@@ -167,7 +170,7 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
     uptimeSeconds: Math.max(0, Math.floor((now - input.startedAt) / 1000)),
     version: QUICLB_VERSION,
     workers: input.workers,
-    config: { ...(input.configStatus ?? { generation: 1, loadedAt: input.startedAt, lastReloadError: null, failedReloads: 0 }) },
+    config: structuredClone(input.configStatus ?? initialConfigStatus(input.startedAt)),
     protocols: { 'HTTP/1.1': g(G_REQ_HTTP1), 'HTTP/2': g(G_REQ_HTTP2), 'HTTP/3': g(G_REQ_HTTP3) },
     backends,
     shards,

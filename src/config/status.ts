@@ -10,8 +10,10 @@ export interface ConfigStatus {
   lastReloadError: string | null;
   /** Reloads refused since start (invalid file, unusable certificate, ...). */
   failedReloads: number;
+  /** Settings the file changed that keep their running values until a restart (src/config/reloadable.ts). */
+  needsRestart: string[];
 }
 
 export function initialConfigStatus(now = Date.now()): ConfigStatus {
-  return { generation: 1, loadedAt: now, lastReloadError: null, failedReloads: 0 };
+  return { generation: 1, loadedAt: now, lastReloadError: null, failedReloads: 0, needsRestart: [] };
 }

@@ -112,6 +112,7 @@ export class Reloader {
     const next = effectiveConfig(running, loaded);
     const { certFile, keyFile } = await prepareTlsFiles(next, this.opts.logger);
     const plan = this.opts.slots.plan(next.loadBalancer.backendServers);
+    // Against the running values (those quiclb started with): what the file asks for and only a restart gives.
     return { next, certFile, keyFile, needsRestart: restartOnlyChanges(running, loaded), plan };
   }
 
@@ -147,7 +148,7 @@ export class Reloader {
       keyFile,
       rateLimit: this.rateLimitTables(next),
     };
-    const status: ConfigStatus = { generation, loadedAt: Date.now(), lastReloadError: null, failedReloads: this.statusNow.failedReloads };
+    const status: ConfigStatus = { generation, loadedAt: Date.now(), lastReloadError: null, failedReloads: this.statusNow.failedReloads, needsRestart };
     this.current = nextGen;
     this.statusNow = status;
     this.opts.health.update(next, plan.slots);

@@ -166,6 +166,7 @@ test('settings applied live: admin token, routes, log level; a port change is lo
   const s = (await getJson(`http://127.0.0.1:${lb.httpPort}/stats`, { headers: { authorization: 'Bearer reload-secret-token' } })).body;
   assert.equal(s.config.generation, 3);
   assert.equal(s.config.lastReloadError, null);
+  assert.deepEqual(s.config.needsRestart, ['server.httpPort'], '/stats lists what waits for a restart');
   // Debug lines now come from the shards too (the log level is live).
   await lb.waitForLog((e) => e.level === 20 && e.msg === 'configuration generation applied' && e.generation === 3);
 });

@@ -112,6 +112,7 @@ test('SIGHUP under HTTP/1.1, HTTP/2 and HTTP/3 load: a backend added and one rem
   const stats = (await getJson(`${base}/stats`)).body;
   assert.equal(stats.config.generation, 2);
   assert.equal(stats.config.failedReloads, 0);
+  assert.deepEqual(stats.config.needsRestart, []);
   assert.deepEqual(stats.backends.map((x: { id: string }) => x.id), ['b', 'c']);
   const statOf = (id: string) => stats.backends.find((x: { id: string }) => x.id === id);
   // b's counter kept counting through the reload: it equals every request b ever received, before and after.
