@@ -190,7 +190,7 @@ if (!isMainThread && (workerData as { role?: string } | undefined)?.role === 'se
     w.on('message', (m: { type: string; shard: number; n: number }) => {
       if (m.type !== 'ack') return;
       acked += m.n;
-      router.onShardMessage(m.shard, { type: 'quic:out', ack: m.n });
+      router.onShardMessage(m.shard, { type: 'quic:out', buf: null, len: 0, n: 0, ack: m.n, newAck: 0 });
       afterAck?.();
     });
   }
@@ -313,7 +313,7 @@ if (!isMainThread && (workerData as { role?: string } | undefined)?.role === 'se
       const burst = (): void => {
         for (let k = 0; k < 4 && i < N; k++, i += 32) {
           const b = batches[(i / 32) % batches.length];
-          router.onShardMessage(0, { type: 'quic:out', ack: 0, buf: b.buf, len: b.len, n: b.n });
+          router.onShardMessage(0, { type: 'quic:out', ack: 0, newAck: 0, buf: b.buf, len: b.len, n: b.n });
         }
         if (i < N) setImmediate(burst);
         else resolve();

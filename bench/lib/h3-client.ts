@@ -250,6 +250,12 @@ export class H3Connection {
     return !this.closed && !this.goaway;
   }
 
+  /** The server's certificate (DER) as this connection's handshake received it (tests check which one was served). */
+  peerCertificate(): Buffer | undefined {
+    const chain = this.conn.peerCertChain();
+    return chain === null || chain.length === 0 ? undefined : Buffer.from(chain[0]);
+  }
+
   /** Sends one request and resolves with the whole response (status, headers, body length). */
   async request(opts: H3RequestOptions): Promise<H3Response> {
     return (await this.openStream(opts)).response;

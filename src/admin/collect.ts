@@ -2,12 +2,14 @@
 import type { Histogram } from 'hdr-histogram-js';
 import type { AdminContext } from './context.ts';
 import { LatencyRecorder } from './latency.ts';
+import { slotSpan } from '../shared/state.ts';
 
 /** Bound on the shards' latency round trip: /stats must answer even if a shard is stuck. */
 export const LATENCY_COLLECT_TIMEOUT_MS = 2000;
 
 export async function collectLatencyHistograms(ctx: AdminContext): Promise<Histogram[]> {
-  const count = ctx.config.loadBalancer.backendServers.length;
+  // Indexed by backend slot, so wide enough for the highest slot in use.
+  const count = slotSpan(ctx.slots, ctx.config.loadBalancer.backendServers.length);
   let timer: NodeJS.Timeout | undefined;
   try {
     const snapshots = await Promise.race([

@@ -4,9 +4,15 @@ import type { Config } from '../config/types.ts';
 import type { SharedState } from '../shared/state.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
 import type { CacheSnapshot } from '../shared/cache-state.ts';
+import type { ConfigStatus } from '../config/status.ts';
 
 export interface AdminContext {
+  /** The configuration generation this context serves (a reload builds a new context). */
   config: Config;
+  /** SharedState slot of each of config.loadBalancer.backendServers (same order); absent: position = slot. */
+  slots?: readonly number[];
+  /** Reload status for /stats `config` (it changes without a new generation when a reload is refused). */
+  configStatus?: () => ConfigStatus;
   state: SharedState;
   /** Process start, ms since the epoch (Date.now()). */
   startedAt: number;

@@ -36,6 +36,11 @@ export class LatencyRecorder {
     h.recordValue(us < LATENCY_LOWEST_US ? LATENCY_LOWEST_US : us > LATENCY_HIGHEST_US ? LATENCY_HIGHEST_US : us);
   }
 
+  /** Forgets backend slot `backendIndex`'s history (a reload gave the slot to a new backend). */
+  reset(backendIndex: number): void {
+    this.histograms[backendIndex] = undefined;
+  }
+
   /** One entry per backend index (dense up to the highest used); '' where nothing was recorded. */
   snapshot(): string[] {
     const out: string[] = [];

@@ -26,6 +26,7 @@ import {
   S_QUIC_CONNECTIONS,
   SC_CONNECTIONS_TOTAL,
   SC_REQUESTS,
+  slotAt,
 } from '../shared/state.ts';
 import { NO_RATE_LIMIT, type StatsInput } from './stats.ts';
 import { LIMIT_REASONS } from '../ratelimit/counters.ts';
@@ -110,7 +111,8 @@ export function renderMetrics(input: StatsInput): string {
   const { config, state } = input;
   const out = new Exposition();
   const backends = config.loadBalancer.backendServers;
-  const perBackend = (f: (i: number) => number | bigint): Sample[] => backends.map((b, i) => ({ labels: { backend: b.id }, value: f(i) }));
+  // f gets the backend's SharedState slot.
+  const perBackend = (f: (slot: number) => number | bigint): Sample[] => backends.map((b, i) => ({ labels: { backend: b.id }, value: f(slotAt(input.slots, i)) }));
 
   out.family('quiclb_up', 'gauge', 'Always 1 while quiclb answers.', [{ value: 1 }]);
   out.family('quiclb_info', 'gauge', 'Build information.', [{ labels: { version: QUICLB_VERSION }, value: 1 }]);
@@ -133,8 +135,12 @@ export function renderMetrics(input: StatsInput): string {
     'quiclb_backend_latency_seconds',
     'summary',
     'Backend response time, first request byte to last response byte.',
-    backends.flatMap((b, i) => latencySamples(b.id, input.latency[i])),
+    backends.flatMap((b, i) => latencySamples(b.id, input.latency[slotAt(input.slots, i)])),
   );
+  const cs = input.configStatus;
+  out.family('quiclb_config_generation', 'gauge', 'Configuration generation: 1 at start, +1 per applied reload.', [{ value: cs?.generation ?? 1 }]);
+  out.family('quiclb_config_loaded_timestamp_seconds', 'gauge', 'When the running configuration was loaded (Unix time).', [{ value: (cs?.loadedAt ?? input.startedAt) / 1000 }]);
+  out.family('quiclb_config_reloads_failed_total', 'counter', 'Configuration reloads refused (the running configuration stayed).', [{ value: cs?.failedReloads ?? 0 }]);
 
   const shards = Array.from({ length: input.workers }, (_, s) => s);
   const perShard = (f: (s: number) => number | bigint): Sample[] => shards.map((s) => ({ labels: { shard: String(s) }, value: f(s) }));

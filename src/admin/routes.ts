@@ -46,12 +46,14 @@ async function serve(path: string, req: FrontRequest, res: FrontResponse, ctx: A
     return;
   }
   if (path === '/health') {
-    const report = buildHealthReport(ctx.config, ctx.state);
+    const report = buildHealthReport(ctx.config, ctx.state, ctx.slots);
     sendJson(req, res, report.statusCode, report.body);
     return;
   }
   const input: StatsInput = {
     config: ctx.config,
+    slots: ctx.slots,
+    configStatus: ctx.configStatus?.(),
     state: ctx.state,
     startedAt: ctx.startedAt,
     workers: ctx.workers,

@@ -37,8 +37,10 @@ import {
   S_CONNECTIONS,
   S_QUIC_CONNECTIONS,
   SC_REQUESTS,
+  slotAt,
   type SharedState,
 } from '../shared/state.ts';
+import { initialConfigStatus, type ConfigStatus } from '../config/status.ts';
 import type { RateLimitStats } from '../ratelimit/limiter.ts';
 import type { CacheSnapshot } from '../shared/cache-state.ts';
 import { summarizeMs, type LatencySummaryMs } from './latency.ts';
@@ -46,10 +48,14 @@ import { QUICLB_VERSION } from './version.ts';
 
 export interface StatsInput {
   config: Config;
+  /** SharedState slot of each of config.loadBalancer.backendServers (same order); absent: position = slot. */
+  slots?: readonly number[];
+  /** The reload status (src/primary/reload.ts); absent: reported as the first generation, loaded at startedAt. */
+  configStatus?: ConfigStatus;
   state: SharedState;
   startedAt: number;
   workers: number;
-  /** Merged per-backend latency (LatencyRecorder.merge); missing entries read as "no data". */
+  /** Merged per-backend latency (LatencyRecorder.merge), indexed by slot; missing entries read as "no data". */
   latency: Histogram[];
   /** The rate limiter's counters (src/ratelimit, shared by all shards); absent: reported as zeros. */
   rateLimit?: RateLimitSnapshot;
@@ -96,6 +102,11 @@ export interface Stats {
   uptimeSeconds: number;
   version: string;
   workers: number;
+  /**
+   * The running configuration: its generation (+1 per applied reload), when it was loaded, refused reloads, and
+   * the settings the file changed that wait for a restart.
+   */
+  config: ConfigStatus;
   protocols: { 'HTTP/1.1': number; 'HTTP/2': number; 'HTTP/3': number };
   backends: BackendStats[];
   shards: ShardStats[];
@@ -142,20 +153,23 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
   const { config, state } = input;
   // JSON has no 64-bit integers; counters stay far below 2^53 in any real uptime.
   const g = (field: number): number => Number(state.globalCounter(field));
-  const backends = config.loadBalancer.backendServers.map((b, i) => ({
-    id: b.id,
-    host: b.host,
-    port: b.port,
-    weight: b.weight,
-    group: b.group,
-    healthy: state.backendGauge(i, B_HEALTHY) === 1,
-    enabled: state.backendGauge(i, B_ENABLED) === 1,
-    activeConnections: state.backendGauge(i, B_ACTIVE),
-    requests: Number(state.backendCounter(i, BC_REQUESTS)),
-    errors: Number(state.backendCounter(i, BC_ERRORS)),
-    failovers: Number(state.backendCounter(i, BC_FAILOVERS)),
-    latencyMs: summarizeMs(input.latency[i]),
-  }));
+  const backends = config.loadBalancer.backendServers.map((b, i) => {
+    const slot = slotAt(input.slots, i);
+    return {
+      id: b.id,
+      host: b.host,
+      port: b.port,
+      weight: b.weight,
+      group: b.group,
+      healthy: state.backendGauge(slot, B_HEALTHY) === 1,
+      enabled: state.backendGauge(slot, B_ENABLED) === 1,
+      activeConnections: state.backendGauge(slot, B_ACTIVE),
+      requests: Number(state.backendCounter(slot, BC_REQUESTS)),
+      errors: Number(state.backendCounter(slot, BC_ERRORS)),
+      failovers: Number(state.backendCounter(slot, BC_FAILOVERS)),
+      latencyMs: summarizeMs(input.latency[slot]),
+    };
+  });
   const shards: ShardStats[] = [];
   for (let s = 0; s < input.workers; s++) {
     shards.push({
@@ -170,6 +184,7 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
     uptimeSeconds: Math.max(0, Math.floor((now - input.startedAt) / 1000)),
     version: QUICLB_VERSION,
     workers: input.workers,
+    config: structuredClone(input.configStatus ?? initialConfigStatus(input.startedAt)),
     protocols: { 'HTTP/1.1': g(G_REQ_HTTP1), 'HTTP/2': g(G_REQ_HTTP2), 'HTTP/3': g(G_REQ_HTTP3) },
     backends,
     shards,

@@ -1,10 +1,12 @@
-// The balancer's view of one configured backend. A backend is identified everywhere by `index`, its
-// position in config.loadBalancer.backendServers; the same index addresses its gauges in SharedState in
-// every thread, so no thread needs a lookup table to share load information.
+// The balancer's view of one configured backend. A backend is identified everywhere by `index`, its slot in
+// SharedState: the same slot addresses its gauges and counters in every thread, so no thread needs a lookup
+// table to share load information. Slots are stable by backend id across configuration reloads (the primary
+// assigns them, src/primary/backend-slots.ts); without a reload, slot i is loadBalancer.backendServers[i].
 import type { BackendConfig } from '../config/types.ts';
+import { slotAt } from '../shared/state.ts';
 
 export interface Backend {
-  /** Position in loadBalancer.backendServers and in SharedState. */
+  /** The backend's slot in SharedState (and in the session table and the latency histograms). */
   index: number;
   id: string;
   host: string;
@@ -17,11 +19,14 @@ export interface Backend {
 
 export const DEFAULT_GROUP = 'default';
 
-/** Snapshot the configured backends; the result is never mutated (strategies keep references). */
-export function backendsFromConfig(servers: readonly BackendConfig[]): Backend[] {
-  return servers.map((s, index) =>
+/**
+ * Snapshot the configured backends; the result is never mutated (strategies keep references).
+ * `slots[i]` is the slot of `servers[i]` (the primary's assignment); absent: position = slot.
+ */
+export function backendsFromConfig(servers: readonly BackendConfig[], slots?: readonly number[]): Backend[] {
+  return servers.map((s, i) =>
     Object.freeze({
-      index,
+      index: slotAt(slots, i),
       id: s.id,
       host: s.host,
       port: s.port,

@@ -1,4 +1,4 @@
-// The facade the proxy calls, built once per thread over the immutable config. select() decides where a
+// The facade the proxy calls, built per thread over one immutable config (a reload builds a new one). select() decides where a
 // request goes; afterResponse() learns from the backend's answer (Moodle session ids, affinity cookie).
 //
 // Order of select(): (1) the affinity cookie, (2) the Moodle session id in the shared session table,
@@ -6,7 +6,7 @@
 // the strategy picks another, and afterResponse() re-pins the client to it: a Moodle cluster keeps
 // sessions in a shared store, so moving a session costs a cache miss, not a logout.
 import type { LoadBalancerConfig } from '../config/types.ts';
-import type { SharedState } from '../shared/state.ts';
+import { MAX_BACKENDS, type SharedState } from '../shared/state.ts';
 import { type Backend, backendsFromConfig, DEFAULT_GROUP } from './backend.ts';
 import { affinityToken, parseSetCookie, setCookieHeader } from './affinity.ts';
 import { isEligible } from './eligibility.ts';
@@ -21,6 +21,8 @@ export interface BalancerOptions {
   sessionCookie: string;
   state: SharedState;
   sessions: SessionTable;
+  /** The primary's slot of each of lb.backendServers (same order); absent: position = slot. */
+  slots?: readonly number[];
 }
 
 export interface SelectRequest {
@@ -49,7 +51,7 @@ export class BalancerConfigError extends Error {
 }
 
 interface Group {
-  members: Uint8Array; // members[backend.index] === 1 when the backend serves the group
+  members: Uint8Array; // members[backend.index] === 1 when the backend serves the group (indexed by slot)
   strategy: SelectionStrategy;
 }
 
@@ -63,21 +65,26 @@ export class Balancer {
   private readonly router: Router;
   private readonly groups = new Map<string, Group>();
   private readonly byToken = new Map<string, Backend>();
-  private readonly tokens: readonly string[];
-  /** The affinity Set-Cookie value per backend, built once (it depends only on the backend and TLS). */
+  /** By slot (Backend.index): the backend, its affinity token. */
+  private readonly bySlot: Array<Backend | undefined> = [];
+  private readonly tokens: string[] = [];
+  /** The affinity Set-Cookie value per backend slot, built once (it depends only on the backend and TLS). */
   private readonly plainCookies: string[] = [];
   private readonly secureCookies: string[] = [];
 
   constructor(opts: BalancerOptions) {
-    this.backends = backendsFromConfig(opts.lb.backendServers);
+    this.backends = backendsFromConfig(opts.lb.backendServers, opts.slots);
     this.persistence = opts.lb.sessionPersistence;
     this.affinityCookie = opts.lb.affinityCookie;
     this.sessionCookie = opts.sessionCookie;
     this.state = opts.state;
     this.sessions = opts.sessions;
     this.router = new Router(opts.lb.routes);
-    this.tokens = this.backends.map((b) => affinityToken(b));
-    this.backends.forEach((b, i) => this.byToken.set(this.tokens[i], b));
+    for (const b of this.backends) {
+      this.bySlot[b.index] = b;
+      this.tokens[b.index] = affinityToken(b);
+      this.byToken.set(this.tokens[b.index], b);
+    }
 
     const names = new Set([DEFAULT_GROUP, ...this.router.groups(), ...this.backends.map((b) => b.group)]);
     for (const name of names) {
@@ -86,14 +93,15 @@ export class Balancer {
       // still needs somewhere for unrouted requests to go: all backends.
       if (name === DEFAULT_GROUP && list.length === 0) list = [...this.backends];
       if (list.length === 0) throw new BalancerConfigError(name);
-      const members = new Uint8Array(this.backends.length);
+      const members = new Uint8Array(MAX_BACKENDS);
       for (const b of list) members[b.index] = 1;
       this.groups.set(name, { members, strategy: createStrategy(opts.lb.strategy, list, opts.state) });
     }
   }
 
+  /** The backend in slot `i`, if this balancer has one there. */
   byIndex(i: number): Backend | undefined {
-    return this.backends[i];
+    return this.bySlot[i];
   }
 
   /** The route group a request belongs to (exposed for logs and the admin API). */
@@ -112,7 +120,7 @@ export class Balancer {
       const sid = req.cookies.get(this.sessionCookie);
       if (sid !== undefined && sid !== '') {
         const idx = this.sessions.lookup(sid);
-        const known = idx === undefined ? undefined : this.backends[idx];
+        const known = idx === undefined ? undefined : this.bySlot[idx];
         if (known !== undefined && this.usable(known, group, req.exclude)) return { backend: known, reason: 'session' };
       }
     }

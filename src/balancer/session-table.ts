@@ -175,6 +175,25 @@ export class SessionTable {
     }
   }
 
+  /**
+   * Forgets every session pinned to backend slot `backendIndex` (the primary calls it when a removed
+   * backend's slot is freed, before another backend may take the slot). One pass over the table; a slot
+   * another writer holds at that moment is skipped (its write re-pins the session anyway). Returns the
+   * number of entries cleared.
+   */
+  forgetBackend(backendIndex: number): number {
+    let cleared = 0;
+    for (let i = 0; i < this.capacity; i++) {
+      const base = HEADER_INTS + i * SLOT_INTS;
+      const seq = Atomics.load(this.cells, base + S_SEQ);
+      if ((seq & 1) !== 0) continue;
+      if (Atomics.load(this.cells, base + S_BACKEND) !== backendIndex) continue;
+      if (Atomics.load(this.cells, base + S_KEY_HI) === 0 && Atomics.load(this.cells, base + S_KEY_LO) === 0) continue;
+      if (this.write(base, seq, 0, 0, -1, 0)) cleared++;
+    }
+    return cleared;
+  }
+
   stats(): SessionTableStats {
     return {
       capacity: this.capacity,

@@ -1,4 +1,4 @@
-// quiclb command line: start | generate-config | check-config | doctor | help.
+// quiclb command line: start | reload | generate-config | check-config | doctor | help.
 // Old spellings stay accepted: `--generate-config` and `-config FILE`.
 import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
@@ -8,11 +8,17 @@ import { runStart } from './start.ts';
 import { runDoctor } from './doctor.ts';
 import { runCachePurge } from './cache-purge.ts';
 import { isCacheStoreError } from '../cache/errors.ts';
+import { runReload } from './reload.ts';
+import { PID_FILE_ERROR } from './pid-file.ts';
 
 const USAGE = `quiclb — HTTP/3 + HTTP/2 + HTTP/1.1 load balancer
 
 Usage:
   quiclb start [--config FILE] [--workers N] [--demo]
+  quiclb reload [--pid-file FILE] [--config FILE]
+                                               re-read the configuration of the running quiclb (SIGHUP to
+                                               the pid in FILE, or in the config's server.pidFile; --config
+                                               is validated here first)
   quiclb generate-config [--out FILE]          write a config holding every default (stdout without --out;
                                                the old spelling --generate-config writes ./config.json)
   quiclb check-config FILE                     validate a config and print the effective settings
@@ -26,6 +32,7 @@ Options:
                   SSL_CERT_PATH, SSL_KEY_PATH override it
   --workers N     worker shards (default: number of CPU cores)
   --demo          start two labelled demo backends beside quiclb when no backends are configured
+  --pid-file FILE the running quiclb's pid file (reload)
   -h, --help      this text
 `;
 
@@ -49,7 +56,7 @@ export function normalizeArgv(argv: string[]): string[] {
   if (oldGenerate && !hasOut) out.push('--out', OLD_GENERATE_CONFIG_FILE);
   // `quiclb --config x.json` with no command means start, as the old binary did.
   const first = out.find((a) => !a.startsWith('-'));
-  const commands = new Set(['start', 'generate-config', 'check-config', 'doctor', 'cache', 'help']);
+  const commands = new Set(['start', 'reload', 'generate-config', 'check-config', 'doctor', 'cache', 'help']);
   if (!first || !commands.has(first)) {
     if (!out.includes('-h') && !out.includes('--help')) out.unshift('start');
   }
@@ -73,6 +80,7 @@ export async function main(argv: string[]): Promise<void> {
         workers: { type: 'string', short: 'w' },
         out: { type: 'string', short: 'o' },
         demo: { type: 'boolean' },
+        'pid-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -115,6 +123,11 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`quiclb: ${file} is valid\n`);
       return;
     }
+    case 'reload': {
+      const config = values.config === undefined ? undefined : load(values.config);
+      process.exitCode = runReload({ pidFile: values['pid-file'], config, configFile: values.config });
+      return;
+    }
     case 'doctor': {
       const config = load(values.config);
       process.exitCode = await runDoctor(config);
@@ -141,12 +154,15 @@ export async function main(argv: string[]): Promise<void> {
       // The newcomer's `npm start` (demo, no config file, a terminal) reads better as pretty lines.
       if (values.demo && values.config === undefined && process.stdout.isTTY) config.logging.format = 'pretty';
       const logger = createLogger(config.logging);
+      // A reload reads the same file with the same environment again, and validates it the same way.
+      const reloadConfig = () => loadConfig({ file: values.config, env });
       try {
-        await runStart({ config, workers, demo: values.demo ?? false, logger, hasConfigFile: values.config !== undefined });
+        await runStart({ config, workers, demo: values.demo ?? false, logger, hasConfigFile: values.config !== undefined, reloadConfig });
       } catch (err) {
         // What only the start finds (an unusable certificate or key ring) is a config error like any other.
         if (isConfigError(err)) fail(`invalid config: ${err.message}`);
         if (isCacheStoreError(err)) fail(err.message);
+        if ((err as { code?: string }).code === PID_FILE_ERROR) fail((err as Error).message);
         throw err;
       }
       return;

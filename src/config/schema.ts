@@ -166,6 +166,7 @@ const server = section(
     redirectHttpToHttps: bool().prefault(D.server.redirectHttpToHttps),
     allowTrace: bool().prefault(D.server.allowTrace),
     shutdownTimeout: duration().prefault(D.server.shutdownTimeout),
+    pidFile: str('file path').optional(),
     trustedProxies: list(cidr(), 1024).prefault(() => []),
   },
   ['readTimeout', 'writeTimeout', 'idleTimeout', 'shutdownTimeout'],

@@ -53,6 +53,8 @@ export interface ServerConfig {
   allowTrace: boolean;
   /** Drain timeout on SIGTERM/SIGINT. */
   shutdownTimeoutMs: number;
+  /** File `quiclb start` writes its process id to (removed at exit), for `quiclb reload` and init scripts; unset = none. */
+  pidFile?: string;
   /**
    * CIDRs of proxies in front of quiclb (a CDN) whose X-Forwarded-For is believed when finding the client
    * address (src/shared/client-address.ts). Empty: the socket's peer is the client, whatever XFF says.

@@ -3,10 +3,12 @@
 // B_HEALTHY in SharedState (compare-and-set, so a passive transition raced by a shard is logged once).
 // When healthCheck.enabled is false no probe is sent and backends keep their configured health, but
 // PassiveRecovery runs so a passively downed backend is re-admitted after a cool-down (passive.ts).
+// A configuration reload hands the checker the new settings and backends (update()): a backend that stays
+// keeps its state machine (its streak), a removed one is no longer probed, a new one starts fresh.
 import { Agent } from 'undici';
 import type { Logger } from 'pino';
 import type { BackendConfig, Config } from '../config/types.ts';
-import { B_ENABLED, B_HEALTHY, B_PASSIVE_FAILS, BC_HEALTH_TRANSITIONS, type SharedState } from '../shared/state.ts';
+import { B_ENABLED, B_HEALTHY, B_PASSIVE_FAILS, BC_HEALTH_TRANSITIONS, slotAt, type SharedState } from '../shared/state.ts';
 import { parseExpectStatus, type StatusMatcher } from './expect-status.ts';
 import { PassiveRecovery } from './passive.ts';
 import { probe, type ProbeResult } from './probe.ts';
@@ -14,6 +16,8 @@ import { HealthStateMachine } from './state-machine.ts';
 
 export interface ActiveHealthCheckerOptions {
   config: Config;
+  /** SharedState slot of each of config.loadBalancer.backendServers (same order); absent: position = slot. */
+  slots?: readonly number[];
   state: SharedState;
   logger: Logger;
   /** Cool-down for PassiveRecovery when active checks are disabled; default 10 s. */
@@ -30,16 +34,23 @@ function hostHeaderFrom(wwwRoot: string | undefined): string | undefined {
   }
 }
 
+/** One probed backend: its config, its slot, and its streak (kept across reloads while the id stays). */
+interface Target {
+  backend: BackendConfig;
+  slot: number;
+  machine: HealthStateMachine;
+}
+
 export class ActiveHealthChecker {
-  private readonly config: Config;
+  private config: Config;
   private readonly state: SharedState;
   private readonly logger: Logger;
-  private readonly machines: HealthStateMachine[];
-  private readonly matchStatus: StatusMatcher;
-  private readonly hostHeader: string | undefined;
+  private targets: Target[];
+  private matchStatus: StatusMatcher;
+  private hostHeader: string | undefined;
   private readonly recovery: PassiveRecovery;
   private agent: Agent | undefined;
-  /** One probe per backend at a time: a second request for a round joins the one in flight. */
+  /** One probe per backend slot at a time: a second request for a round joins the one in flight. */
   private readonly inflight = new Map<number, Promise<void>>();
   private readonly cancel = new AbortController();
   private timer: NodeJS.Timeout | undefined;
@@ -50,13 +61,56 @@ export class ActiveHealthChecker {
     this.config = opts.config;
     this.state = opts.state;
     this.logger = opts.logger.child({ component: 'health' });
-    const hc = opts.config.healthCheck;
-    this.matchStatus = parseExpectStatus(hc.expectStatus);
+    this.matchStatus = parseExpectStatus(opts.config.healthCheck.expectStatus);
     this.hostHeader = hostHeaderFrom(opts.config.moodle.wwwRoot);
-    this.machines = opts.config.loadBalancer.backendServers.map(
-      (b) => new HealthStateMachine(b.healthy, { healthyThreshold: hc.healthyThreshold, unhealthyThreshold: hc.unhealthyThreshold }),
-    );
-    this.recovery = new PassiveRecovery({ config: opts.config, state: opts.state, logger: this.logger, cooldownMs: opts.passiveCooldownMs });
+    this.targets = this.targetsFor(opts.config, opts.slots, new Map());
+    this.recovery = new PassiveRecovery({ config: opts.config, slots: opts.slots, state: opts.state, logger: this.logger, cooldownMs: opts.passiveCooldownMs });
+  }
+
+  private targetsFor(config: Config, slots: readonly number[] | undefined, previous: ReadonlyMap<string, Target>): Target[] {
+    const hc = config.healthCheck;
+    const thresholds = { healthyThreshold: hc.healthyThreshold, unhealthyThreshold: hc.unhealthyThreshold };
+    return config.loadBalancer.backendServers.map((backend, i) => {
+      const slot = slotAt(slots, i);
+      const kept = previous.get(backend.id);
+      // A kept backend keeps its streak unless the thresholds changed; a new one starts from its shared state.
+      const same = kept !== undefined && kept.slot === slot && sameThresholds(kept.machine, thresholds);
+      const machine = same ? kept.machine : new HealthStateMachine(kept === undefined ? backend.healthy : this.state.backendGauge(slot, B_HEALTHY) === 1, thresholds);
+      return { backend, slot, machine };
+    });
+  }
+
+  /**
+   * A reload: probe these backends with these settings from now on. Probes in flight for removed backends
+   * finish and are ignored; the next round follows the new interval.
+   */
+  update(config: Config, slots?: readonly number[]): void {
+    const wasEnabled = this.config.healthCheck.enabled;
+    const intervalChanged = config.healthCheck.intervalMs !== this.config.healthCheck.intervalMs;
+    this.targets = this.targetsFor(config, slots, new Map(this.targets.map((t) => [t.backend.id, t])));
+    this.config = config;
+    this.matchStatus = parseExpectStatus(config.healthCheck.expectStatus);
+    this.hostHeader = hostHeaderFrom(config.moodle.wwwRoot);
+    // The agent's connect timeout is healthCheck.timeout: a new one for the new value.
+    const agent = this.agent;
+    this.agent = undefined;
+    void agent?.close().catch(() => undefined);
+    this.recovery.update(config, slots);
+    if (!this.running) return;
+    if (wasEnabled !== config.healthCheck.enabled) {
+      this.stopTimers();
+      this.running = false;
+      this.start();
+    } else if (intervalChanged && this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.schedule(0);
+    }
+  }
+
+  private stopTimers(): void {
+    this.recovery.stop();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   start(): void {
@@ -73,9 +127,7 @@ export class ActiveHealthChecker {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.recovery.stop();
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stopTimers();
     this.cancel.abort();
     await Promise.allSettled([...this.inflight.values(), this.round]);
     const agent = this.agent;
@@ -86,7 +138,7 @@ export class ActiveHealthChecker {
   /** Probe every backend once and apply the results; resolves when all are applied. */
   async checkNow(): Promise<void> {
     if (!this.config.healthCheck.enabled || this.cancel.signal.aborted) return;
-    await Promise.all(this.config.loadBalancer.backendServers.map((b, i) => this.checkBackend(b, i)));
+    await Promise.all(this.targets.map((t) => this.checkBackend(t)));
   }
 
   private schedule(delayMs: number): void {
@@ -98,7 +150,7 @@ export class ActiveHealthChecker {
           this.round = undefined;
           // Next round after this one ends, so rounds never pile up behind a slow backend.
           const hc = this.config.healthCheck;
-          if (this.running) this.schedule(hc.intervalMs + Math.random() * hc.intervalMs * 0.1);
+          if (this.running && hc.enabled && this.timer === undefined) this.schedule(hc.intervalMs + Math.random() * hc.intervalMs * 0.1);
         });
     }, delayMs);
     this.timer.unref();
@@ -109,7 +161,8 @@ export class ActiveHealthChecker {
     return this.agent;
   }
 
-  private checkBackend(b: BackendConfig, index: number): Promise<void> {
+  private checkBackend(t: Target): Promise<void> {
+    const { backend: b, slot: index } = t;
     const existing = this.inflight.get(index);
     if (existing) return existing;
     const hc = this.config.healthCheck;
@@ -119,15 +172,18 @@ export class ActiveHealthChecker {
       this.cancel.signal,
     )
       .then((result) => {
-        if (!this.cancel.signal.aborted) this.apply(b, index, result);
+        // A reload may have removed or moved the backend while its probe ran: only a result for the address
+        // it still has counts.
+        const now = this.targets.find((x) => x.slot === t.slot && x.backend.id === b.id && x.backend.host === b.host && x.backend.port === b.port);
+        if (!this.cancel.signal.aborted && now !== undefined) this.apply(now, result);
       })
       .finally(() => this.inflight.delete(index));
     this.inflight.set(index, p);
     return p;
   }
 
-  private apply(b: BackendConfig, index: number, result: ProbeResult): void {
-    const m = this.machines[index];
+  private apply(t: Target, result: ProbeResult): void {
+    const { backend: b, slot: index, machine: m } = t;
     const sharedHealthy = this.state.backendGauge(index, B_HEALTHY) === 1;
     // A shard's passive check may have marked it down since our last look: start from "down" with an
     // empty streak, so it takes healthyThreshold good probes to return.
@@ -161,4 +217,8 @@ export class ActiveHealthChecker {
       this.logger.debug(fields, 'health check failed');
     }
   }
+}
+
+function sameThresholds(m: HealthStateMachine, t: { healthyThreshold: number; unhealthyThreshold: number }): boolean {
+  return m.thresholds.healthyThreshold === Math.max(1, Math.floor(t.healthyThreshold)) && m.thresholds.unhealthyThreshold === Math.max(1, Math.floor(t.unhealthyThreshold));
 }

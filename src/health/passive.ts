@@ -11,7 +11,7 @@
 // back may make more than one trial, which is harmless.
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.ts';
-import { B_HEALTHY, B_PASSIVE_FAILS, BC_HEALTH_TRANSITIONS, type SharedState } from '../shared/state.ts';
+import { B_HEALTHY, B_PASSIVE_FAILS, BC_HEALTH_TRANSITIONS, slotAt, type SharedState } from '../shared/state.ts';
 
 export const DEFAULT_PASSIVE_COOLDOWN_MS = 10_000;
 
@@ -37,6 +37,8 @@ export function recordBackendResult(state: SharedState, index: number, ok: boole
 
 export interface PassiveRecoveryOptions {
   config: Config;
+  /** SharedState slot of each of config.loadBalancer.backendServers (same order); absent: position = slot. */
+  slots?: readonly number[];
   state: SharedState;
   logger: Logger;
   cooldownMs?: number;
@@ -44,19 +46,29 @@ export interface PassiveRecoveryOptions {
 
 /** Primary-only cool-down re-admission for passively downed backends when active checks are off. */
 export class PassiveRecovery {
-  private readonly config: Config;
+  private config: Config;
+  private slots: readonly number[] | undefined;
   private readonly state: SharedState;
   private readonly logger: Logger;
   readonly cooldownMs: number;
-  /** When each backend was first seen down (ms, monotonic clock); absent while it is up. */
+  /** When each backend slot was first seen down (ms, monotonic clock); absent while it is up. */
   private readonly downSince = new Map<number, number>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(opts: PassiveRecoveryOptions) {
     this.config = opts.config;
+    this.slots = opts.slots;
     this.state = opts.state;
     this.logger = opts.logger;
     this.cooldownMs = opts.cooldownMs ?? DEFAULT_PASSIVE_COOLDOWN_MS;
+  }
+
+  /** A reload: these backends, this threshold. */
+  update(config: Config, slots?: readonly number[]): void {
+    this.config = config;
+    this.slots = slots;
+    const live = new Set(config.loadBalancer.backendServers.map((_, i) => slotAt(slots, i)));
+    for (const slot of this.downSince.keys()) if (!live.has(slot)) this.downSince.delete(slot);
   }
 
   start(): void {
@@ -71,11 +83,12 @@ export class PassiveRecovery {
     this.timer = undefined;
   }
 
-  /** One scan; exposed so tests can step the clock. Returns the indexes re-admitted. */
+  /** One scan; exposed so tests can step the clock. Returns the slots re-admitted. */
   tick(now: number): number[] {
     const readmitted: number[] = [];
     const threshold = this.config.healthCheck.passiveFailureThreshold;
-    this.config.loadBalancer.backendServers.forEach((b, i) => {
+    this.config.loadBalancer.backendServers.forEach((b, position) => {
+      const i = slotAt(this.slots, position);
       if (this.state.backendGauge(i, B_HEALTHY) === 1) {
         this.downSince.delete(i);
         return;

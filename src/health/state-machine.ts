@@ -38,6 +38,10 @@ export class HealthStateMachine {
     return this._healthy && this._enabled;
   }
 
+  get thresholds(): HealthThresholds {
+    return { healthyThreshold: this.healthyThreshold, unhealthyThreshold: this.unhealthyThreshold };
+  }
+
   get consecutiveSuccesses(): number {
     return this.successes;
   }

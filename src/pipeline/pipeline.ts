@@ -1,6 +1,7 @@
 // The request pipeline of one shard: every request of every protocol runs the same phases in the same order.
 // The runner is the error boundary: whatever a phase throws (or rejects with) answers 500, or breaks the
-// response if it had started, and never reaches the shard's top level.
+// response if it had started, and never reaches the shard's top level. A configuration reload builds a new
+// Pipeline; the replaced one keeps serving the requests it started, and drain() says when the last one ended.
 import type { BodySink, FrontRequest, FrontResponse, HeaderList, RequestHandler } from '../shared/http-types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { Exchange, type ResponsePath } from './exchange.ts';
@@ -15,6 +16,9 @@ export class Pipeline implements ResponsePath {
   private readonly bodyHooks: Phase[];
   private readonly doneHooks: Phase[];
   private readonly logger: Logger;
+  /** Requests handed to handle() whose done hooks have not run yet. */
+  private inFlight = 0;
+  private drainWaiters: Array<() => void> = [];
 
   constructor(phases: readonly Phase[], logger: Logger) {
     this.phases = phases;
@@ -28,8 +32,20 @@ export class Pipeline implements ResponsePath {
   /** The handler the frontends call. */
   readonly handle: RequestHandler = (req: FrontRequest, res: FrontResponse): void => {
     const ex = new Exchange(req, res, this);
+    this.inFlight++;
     this.run(ex, 0);
   };
+
+  /** Requests of this pipeline still running. */
+  get active(): number {
+    return this.inFlight;
+  }
+
+  /** Resolves once no request of this pipeline is running (at once when none is). */
+  drain(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
 
   private run(ex: Exchange, from: number): void {
     const hooks = this.requestHooks;
@@ -95,6 +111,11 @@ export class Pipeline implements ResponsePath {
       } catch (err) {
         this.logger.error({ err }, `pipeline phase ${this.doneHooks[i].name} failed after the response`);
       }
+    }
+    if (--this.inFlight === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
     }
   }
 }

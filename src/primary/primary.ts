@@ -1,8 +1,11 @@
 // The primary thread: owns the listening sockets (TCP and UDP), the QUIC connection-ID table (in the
-// UDP router), the shared state, the active health checker and the shard supervisor.
+// UDP router), the shared state and its backend slots, the active health checker, the shard supervisor and
+// configuration reloads (reload.ts).
 import os from 'node:os';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
+import { initialConfigStatus } from '../config/status.ts';
+import type { ShardGeneration } from '../shard/messages.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, MAX_SHARDS } from '../shared/state.ts';
 import { quicheBindingFile } from '../quic/quiche.ts';
@@ -22,6 +25,8 @@ import { loadPrimaryKeys } from './keys.ts';
 import { bindAddressList, formatHostPort, resolveBinds } from './bind-plan.ts';
 import type { RestartPolicy } from './restart-backoff.ts';
 import type { ListenSpec } from './tcp-listeners.ts';
+import { BackendSlots } from './backend-slots.ts';
+import { Reloader, type ReloadOutcome } from './reload.ts';
 
 export interface PrimaryOptions {
   config: Config;
@@ -29,12 +34,20 @@ export interface PrimaryOptions {
   logger: Logger;
   /** Shard restart delays; DEFAULT_RESTART_POLICY (src/primary/restart-backoff.ts) when absent. */
   restartPolicy?: RestartPolicy;
+  /**
+   * How a reload reads the configuration again (the file and env overrides, validated); absent: reloads are
+   * refused (a config built in memory has nothing to re-read).
+   */
+  loadConfig?: () => Config;
 }
 
 export interface RunningPrimary {
-  config: Config;
+  /** The running configuration (the latest applied generation). */
+  readonly config: Config;
   state: SharedState;
   supervisor: ShardSupervisor;
+  /** Re-reads the configuration and applies it (SIGHUP); never rejects: a refused reload says why. */
+  reload(): Promise<ReloadOutcome>;
   stop(): Promise<void>;
 }
 
@@ -87,8 +100,10 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   const keys = loadPrimaryKeys(config, logger);
   const state = new SharedState();
   config.loadBalancer.backendServers.forEach((b, i) => state.initBackend(i, b.healthy));
+  const slots = new BackendSlots(config.loadBalancer.backendServers);
   const sessions = new SessionTable();
   let router: UdpRouter | undefined;
+  let reloader: Reloader | undefined;
   const quicShards = config.quic.enabled ? quicShardCount(workers, logger) : 0;
   // Per-client limits live in shared tables that every shard, restarted ones too, attaches to (ShardInit).
   // Stream resets (HTTP/2, HTTP/3 rapid reset) are tracked for 65536 clients, least recently seen recycled.
@@ -96,16 +111,33 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   const resetWindow = ClientEventWindow.create(65536, frontendLimits(config).resetWindowMs);
   const cacheBuffer = prepareCache(config, logger);
 
+  const first: ShardGeneration = {
+    generation: 1,
+    config,
+    slots: slots.slotsOf(config.loadBalancer.backendServers),
+    freshSlots: [],
+    certFile,
+    keyFile,
+    rateLimit: rateLimiter.shared,
+  };
+  const status = initialConfigStatus();
   const supervisor = new ShardSupervisor({
     count: workers,
-    init: { workers, quicShards, config, stateBuffer: state.buffer, sessionBuffer: sessions.buffer, certFile, keyFile,
+    init: { workers, quicShards, current: first, configStatus: status, stateBuffer: state.buffer, sessionBuffer: sessions.buffer,
       resetKey: keys.resetKey, tlsTicketKeys: keys.tlsTicketKeys, quicTicketKey: keys.quicTicketKey, startedAt: Date.now(),
-      rateLimit: rateLimiter.shared, resetWindowBuffer: resetWindow.buffer, cacheBuffer },
+      resetWindowBuffer: resetWindow.buffer, cacheBuffer },
     state,
     logger,
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),
-    onShardDown: (shard) => router?.shardDown(shard),
-    onShardUp: (shard) => router?.shardUp(shard),
+    onShardDown: (shard) => {
+      router?.shardDown(shard);
+      reloader?.shardDown(shard);
+    },
+    onShardUp: (shard, generation) => {
+      router?.shardUp(shard);
+      reloader?.shardUp(shard, generation);
+    },
+    onShardDrained: (shard, below) => reloader?.shardDrained(shard, below),
     restartPolicy: opts.restartPolicy,
   });
   await supervisor.start();
@@ -134,15 +166,34 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
       shards: supervisor.shards.map((h) => ({
         index: h.index,
         alive: () => supervisor.alive(h.index),
-        post: (msg: unknown, transfer?: TransferListItem[]) => supervisor.post(h.index, msg, transfer),
+        post: (msg, transfer?: TransferListItem[]) => supervisor.post(h.index, msg, transfer),
       })),
     });
     await router.listen();
     for (const h of supervisor.shards) if (supervisor.alive(h.index)) router.shardUp(h.index);
   }
 
-  const health = new ActiveHealthChecker({ config, state, logger });
+  const health = new ActiveHealthChecker({ config, slots: first.slots, state, logger });
   health.start();
+
+  let running = config;
+  reloader = new Reloader({
+    load: opts.loadConfig ?? (() => {
+      throw new Error('this quiclb was started without a configuration file to reload');
+    }),
+    initial: first,
+    slots,
+    state,
+    sessions,
+    supervisor,
+    health,
+    logger,
+    status,
+    onApplied: (next) => {
+      running = next;
+    },
+  });
+  for (const h of supervisor.shards) if (supervisor.alive(h.index)) reloader.shardUp(h.index, h.generation);
 
   logger.info(
     {
@@ -158,16 +209,21 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
   );
 
   let stopped: Promise<void> | undefined;
+  const reloads = reloader;
   return {
-    config,
+    get config() {
+      return running;
+    },
     state,
     supervisor,
+    reload: () => reloads.reload(),
     stop() {
       stopped ??= (async () => {
-        logger.info({ drainTimeoutMs: s.shutdownTimeoutMs }, 'shutting down: no new connections, draining in-flight requests');
+        const drainMs = running.server.shutdownTimeoutMs;
+        logger.info({ drainTimeoutMs: drainMs }, 'shutting down: no new connections, draining in-flight requests');
         tcp.close();
         await health.stop();
-        await supervisor.stop(s.shutdownTimeoutMs);
+        await supervisor.stop(drainMs);
         await router?.close();
         logger.info('quiclb stopped');
       })();

@@ -1,14 +1,25 @@
-// Starts the worker shards, restarts one that dies (only its own connections are lost), and answers
-// the shards' admin requests that need every shard (merged latency histograms).
+// Starts the worker shards, restarts one that dies (only its own connections are lost), answers the shards'
+// admin requests that need every shard (merged latency histograms), and hands every shard a new
+// configuration generation (applyAll). A shard (re)started later starts with the current generation.
 import { Worker } from 'node:worker_threads';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Logger } from '../shared/logger.ts';
+import type { ConfigStatus } from '../config/status.ts';
 import { SharedState, S_ALIVE, S_CONNECTIONS, S_QUIC_CONNECTIONS, G_SHARD_RESTARTS } from '../shared/state.ts';
-import type { ShardInit, ShardToPrimary } from '../shard/messages.ts';
+import { PendingReplies } from '../shared/replies.ts';
+import type { QuicOutMessage } from '../quic/messages.ts';
+import type { ApplyResult, PrimaryToShard, ShardGeneration, ShardInit, ShardToPrimary } from '../shard/messages.ts';
 import { CrashBackoff, type RestartPolicy } from './restart-backoff.ts';
 
 const WORKER_URL = new URL('../shard/worker.ts', import.meta.url);
 const COLLECT_TIMEOUT_MS = 1000;
+/** A shard builds a request path in milliseconds; one that has not answered after this is reported as failed. */
+const APPLY_TIMEOUT_MS = 10_000;
+
+export interface ShardApplyResult {
+  shard: number;
+  result: ApplyResult;
+}
 
 export interface ShardHandle {
   index: number;
@@ -19,6 +30,10 @@ export interface ShardHandle {
   /** performance.now() when the current worker reported ready; 0 before. */
   readyAt: number;
   backoff: CrashBackoff;
+  /** The configuration generation the shard runs (the one it started with, then each one it applied). */
+  generation: number;
+  /** The generation the current worker was started with (it runs it from its first request on). */
+  spawnedWith: number;
 }
 
 export interface SupervisorOptions {
@@ -26,10 +41,13 @@ export interface SupervisorOptions {
   init: Omit<ShardInit, 'shard'>;
   state: SharedState;
   logger: Logger;
-  /** Messages the supervisor does not handle itself (QUIC). */
-  onShardMessage(shard: number, msg: unknown): void;
+  /** QUIC datagrams from a shard (the UDP router's). */
+  onShardMessage(shard: number, msg: QuicOutMessage): void;
   onShardDown(shard: number): void;
-  onShardUp(shard: number): void;
+  /** Ready, running configuration `generation`. */
+  onShardUp(shard: number, generation: number): void;
+  /** The shard runs no request of a generation below `below` any more (src/primary/reload.ts frees slots). */
+  onShardDrained?(shard: number, below: number): void;
   /** Restart delays (src/primary/restart-backoff.ts); DEFAULT_RESTART_POLICY when absent. */
   restartPolicy?: RestartPolicy;
 }
@@ -37,15 +55,27 @@ export interface SupervisorOptions {
 export class ShardSupervisor {
   readonly shards: ShardHandle[] = [];
   private stopping = false;
-  private nextSnapshot = 0;
   private tieBreak = 0;
-  private readonly snapshotWaiters = new Map<number, (snapshot: string[]) => void>();
+  private readonly snapshots = new PendingReplies<string[]>();
+  private readonly applies = new PendingReplies<ApplyResult>();
   private readonly opts: SupervisorOptions;
+  /** What a (re)started shard gets: updated by every applied reload. */
+  private init: Omit<ShardInit, 'shard'>;
 
   constructor(opts: SupervisorOptions) {
     this.opts = opts;
+    this.init = opts.init;
     for (let i = 0; i < opts.count; i++) {
-      this.shards.push({ index: i, worker: undefined, ready: false, restarts: 0, readyAt: 0, backoff: new CrashBackoff(opts.restartPolicy) });
+      this.shards.push({
+        index: i,
+        worker: undefined,
+        ready: false,
+        restarts: 0,
+        readyAt: 0,
+        backoff: new CrashBackoff(opts.restartPolicy),
+        generation: 0,
+        spawnedWith: 0,
+      });
     }
   }
 
@@ -57,36 +87,42 @@ export class ShardSupervisor {
   private spawn(handle: ShardHandle): Promise<void> {
     const { state, logger } = this.opts;
     const worker = new Worker(WORKER_URL, {
-      workerData: { ...this.opts.init, shard: handle.index } satisfies ShardInit,
+      workerData: { ...this.init, shard: handle.index } satisfies ShardInit,
       name: `quiclb-shard-${handle.index}`,
     });
     handle.worker = worker;
     handle.ready = false;
     handle.readyAt = 0;
+    handle.spawnedWith = this.init.current.generation;
     return new Promise<void>((resolve) => {
-      worker.on('message', (msg: ShardToPrimary | { type: string }) => {
+      worker.on('message', (msg: ShardToPrimary) => {
         switch (msg.type) {
+          case 'quic:out':
+            this.opts.onShardMessage(handle.index, msg);
+            break;
           case 'ready':
             handle.ready = true;
             handle.readyAt = performance.now();
-            this.opts.onShardUp(handle.index);
+            handle.generation = msg.generation;
+            this.opts.onShardUp(handle.index, msg.generation);
+            // Started before a reload that it then missed (it was not ready to take it): catch up.
+            if (msg.generation !== this.init.current.generation) void this.catchUp(handle);
             resolve();
             break;
           case 'admin:collect':
-            void this.collectSnapshots().then((snapshots) =>
-              worker.postMessage({ type: 'admin:collected', id: (msg as { id: number }).id, snapshots }),
-            );
+            void this.collectSnapshots().then((snapshots) => worker.postMessage({ type: 'admin:collected', id: msg.id, snapshots } satisfies PrimaryToShard));
             break;
-          case 'admin:snapshot': {
-            const m = msg as { id: number; snapshot: string[] };
-            this.snapshotWaiters.get(m.id)?.(m.snapshot);
-            this.snapshotWaiters.delete(m.id);
+          case 'admin:snapshot':
+            this.snapshots.settle(msg.id, msg.snapshot);
             break;
-          }
+          case 'config:applied':
+            this.applies.settle(msg.id, msg.result);
+            break;
+          case 'config:drained':
+            this.opts.onShardDrained?.(handle.index, msg.below);
+            break;
           case 'drained':
             break;
-          default:
-            this.opts.onShardMessage(handle.index, msg);
         }
       });
       worker.on('error', (err) => logger.error({ err, shard: handle.index }, 'shard crashed'));
@@ -119,11 +155,49 @@ export class ShardSupervisor {
     return h.ready && h.worker !== undefined;
   }
 
-  post(index: number, msg: unknown, transfer?: readonly TransferListItem[]): boolean {
+  post(index: number, msg: PrimaryToShard, transfer?: readonly TransferListItem[]): boolean {
     const w = this.shards[index].worker;
     if (!w || !this.shards[index].ready) return false;
     w.postMessage(msg, transfer as TransferListItem[] | undefined);
     return true;
+  }
+
+  /**
+   * Every ready shard builds `next` and switches new requests to it; resolves with each one's answer (a
+   * shard that does not answer within APPLY_TIMEOUT_MS counts as failed). Shards started from now on start
+   * with `next`.
+   */
+  async applyAll(next: ShardGeneration, status: ConfigStatus): Promise<ShardApplyResult[]> {
+    this.init = { ...this.init, current: next, configStatus: status };
+    const ready = this.shards.filter((h) => this.alive(h.index));
+    return Promise.all(ready.map(async (h) => ({ shard: h.index, result: await this.applyOne(h, next, status) })));
+  }
+
+  private async catchUp(handle: ShardHandle): Promise<void> {
+    const next = this.init.current;
+    const result = await this.applyOne(handle, next, this.init.configStatus);
+    if (!result.ok) this.opts.logger.error({ shard: handle.index, generation: next.generation, error: result.error }, 'a restarted shard could not apply the current configuration; it keeps the one it started with');
+  }
+
+  /** The generations that shards being started (not ready yet) were started with. */
+  startingGenerations(): number[] {
+    return this.shards.filter((h) => h.worker !== undefined && !h.ready).map((h) => h.spawnedWith);
+  }
+
+  private async applyOne(handle: ShardHandle, next: ShardGeneration, status: ConfigStatus): Promise<ApplyResult> {
+    const result = await this.applies.request(
+      (id) => this.post(handle.index, { type: 'config:apply', id, next, status }),
+      APPLY_TIMEOUT_MS,
+      () => ({ ok: false, generation: next.generation, error: `shard ${handle.index} did not answer within ${APPLY_TIMEOUT_MS} ms` }),
+    );
+    if (result.ok) handle.generation = Math.max(handle.generation, result.generation);
+    return result;
+  }
+
+  /** The reload status changed without a new generation (a refused reload): every shard's /stats shows it. */
+  publishStatus(status: ConfigStatus): void {
+    this.init = { ...this.init, configStatus: status };
+    for (const h of this.shards) this.post(h.index, { type: 'config:status', status });
   }
 
   /**
@@ -147,27 +221,10 @@ export class ShardSupervisor {
     return best;
   }
 
-  private async collectSnapshots(): Promise<string[][]> {
-    const replies = this.shards.map(
-      (h) =>
-        new Promise<string[]>((resolve) => {
-          const id = this.nextSnapshot++;
-          const timer = setTimeout(() => {
-            this.snapshotWaiters.delete(id);
-            resolve([]);
-          }, COLLECT_TIMEOUT_MS);
-          this.snapshotWaiters.set(id, (s) => {
-            clearTimeout(timer);
-            resolve(s);
-          });
-          if (!this.post(h.index, { type: 'admin:snapshot', id })) {
-            clearTimeout(timer);
-            this.snapshotWaiters.delete(id);
-            resolve([]);
-          }
-        }),
+  private collectSnapshots(): Promise<string[][]> {
+    return Promise.all(
+      this.shards.map((h) => this.snapshots.request((id) => this.post(h.index, { type: 'admin:snapshot', id }), COLLECT_TIMEOUT_MS, () => [])),
     );
-    return Promise.all(replies);
   }
 
   /** Graceful stop: every shard drains up to timeoutMs, then is terminated. */
@@ -179,9 +236,9 @@ export class ShardSupervisor {
         if (!w) return;
         const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
         const drained = new Promise<void>((resolve) => {
-          w.on('message', (m: { type: string }) => m.type === 'drained' && resolve());
+          w.on('message', (m: ShardToPrimary) => m.type === 'drained' && resolve());
         });
-        w.postMessage({ type: 'shutdown', timeoutMs });
+        w.postMessage({ type: 'shutdown', timeoutMs } satisfies PrimaryToShard);
         await Promise.race([drained, exited, new Promise((r) => setTimeout(r, timeoutMs + 1000))]);
         await w.terminate();
       }),

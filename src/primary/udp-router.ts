@@ -34,6 +34,7 @@ import { normalizeIp } from '../shared/ip.ts';
 import { bindAddressList, formatHostPort, planBinds, type BindSpec } from './bind-plan.ts';
 import { RetryTokenMinter } from './udp-retry-token.ts';
 import { RetryCache, HandshakeRate } from './udp-retry-policy.ts';
+import type { QuicInMessage, QuicOutMessage } from '../quic/messages.ts';
 
 interface BoundSocket {
   socket: dgram.Socket;
@@ -45,7 +46,7 @@ interface BoundSocket {
 export interface ShardPort {
   index: number;
   alive(): boolean;
-  post(msg: unknown, transfer?: Transferable[]): void;
+  post(msg: QuicInMessage, transfer?: Transferable[]): void;
 }
 
 /** RFC 9000 §14.1: a server MUST discard an Initial in a datagram smaller than 1200 octets. */
@@ -451,21 +452,17 @@ export class UdpRouter {
 
   // ---- messages from the shards ----------------------------------------------------------------
 
-  onShardMessage(shard: number, msg: any): boolean {
-    if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string' || !msg.type.startsWith('quic:')) return false;
-    if (msg.type === 'quic:out') {
-      if (shard >= 0 && shard < this.pending.length) {
-        this.pending[shard] = Math.max(0, this.pending[shard] - (msg.ack | 0));
-        this.newInFlight[shard] = Math.max(0, this.newInFlight[shard] - (msg.newAck | 0));
-      }
-      if (msg.buf instanceof ArrayBuffer && msg.n > 0) {
-        readBatch(msg.buf, msg.len, (data, host, port, flags) => {
-          if (flags & FLAG_STATELESS_RESET) this.sendShardReset(data, host, port);
-          else this.sendRaw(data, host, port);
-        });
-      }
+  onShardMessage(shard: number, msg: QuicOutMessage): void {
+    if (shard >= 0 && shard < this.pending.length) {
+      this.pending[shard] = Math.max(0, this.pending[shard] - (msg.ack | 0));
+      this.newInFlight[shard] = Math.max(0, this.newInFlight[shard] - (msg.newAck | 0));
     }
-    return true;
+    if (msg.buf !== null && msg.n > 0) {
+      readBatch(msg.buf, msg.len, (data, host, port, flags) => {
+        if (flags & FLAG_STATELESS_RESET) this.sendShardReset(data, host, port);
+        else this.sendRaw(data, host, port);
+      });
+    }
   }
 
   shardDown(shard: number): void {

@@ -5,8 +5,9 @@
 //
 // Who caused a failure decides what it counts against: a failure of the client (it left, its body was
 // truncated, too large or too slow) is answered 4xx or dropped and never counts against a backend;
-// a backend's failure (refused, reset, timeout, 5xx) feeds passive health. One instance per shard thread.
-import { Pool } from 'undici';
+// a backend's failure (refused, reset, timeout, 5xx) feeds passive health. One instance per shard thread and
+// configuration generation (src/shard/runtime.ts); the backend pools outlive it (src/proxy/pools.ts).
+import type { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/types.ts';
@@ -18,7 +19,7 @@ import { classifyFailure, clientFault, isIdempotent } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { Backend } from '../balancer/backend.ts';
 import { recordBackendResult } from '../health/passive.ts';
-import { interimFilteringConnector } from './interim-filter.ts';
+import { createBackendPool, type BackendDispatchers } from './pools.ts';
 import type { LatencyRecorder } from '../admin/latency.ts';
 
 export interface ForwarderOptions {
@@ -27,6 +28,8 @@ export interface ForwarderOptions {
   balancer: Balancer;
   logger: Logger;
   latency: LatencyRecorder;
+  /** The backends' pools, leased for this generation (BackendPools.lease); absent: the Forwarder makes and closes its own. */
+  pools?: BackendDispatchers;
 }
 
 /** What the pipeline hands the forwarder for one request. */
@@ -132,18 +135,11 @@ export class Forwarder {
     this.opts = opts;
   }
 
-  private pool(backend: Backend): Pool {
+  private pool(backend: Backend): Dispatcher {
+    if (this.opts.pools !== undefined) return this.opts.pools.dispatcher(backend);
     let pool = this.pools.get(backend.index);
     if (!pool) {
-      const lb = this.opts.config.loadBalancer;
-      pool = new Pool(`http://${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`, {
-        connections: backend.maxConnections > 0 ? backend.maxConnections : 256,
-        pipelining: 1,
-        keepAliveTimeout: 30_000,
-        connect: interimFilteringConnector({ timeout: lb.connectTimeoutMs }),
-        headersTimeout: lb.backendTimeoutMs,
-        bodyTimeout: Math.max(lb.backendTimeoutMs, this.opts.config.server.readTimeoutMs),
-      });
+      pool = createBackendPool(backend, this.opts.config);
       this.pools.set(backend.index, pool);
     }
     return pool;
@@ -241,6 +237,7 @@ export class Forwarder {
     });
   }
 
+  /** Closes the pools this Forwarder made itself (leased ones go back through PoolLease.release()). */
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => undefined)));
   }

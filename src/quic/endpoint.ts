@@ -4,6 +4,10 @@
 //
 // After each incoming batch, each timer expiry and each application wake-up, only the connections that
 // were touched are flushed (conn.send() until Done); their timers are rescheduled in the heap.
+//
+// A configuration reload hands the endpoint a new quiche Config (useConfig): connections accepted afterwards
+// get its certificate and transport parameters; established ones keep what they were accepted with (quiche
+// copies the settings into each connection, and its TLS session holds a reference to the old context).
 import type { Logger } from 'pino';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
@@ -27,6 +31,7 @@ import {
 } from '../shared/state.ts';
 import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig, type QuicheConnection } from './quiche.ts';
 import { buildQuicheConfig } from './quiche-config.ts';
+import type { QuicInMessage, QuicOutMessage } from './messages.ts';
 import { encodeCid } from '../wire/cid.ts';
 import { parseHeader, newParsedHeader, LONG_INITIAL, type ParsedHeader } from '../wire/packet-header.ts';
 import { DatagramBatchWriter, readBatch, FLAG_NEW_CONNECTION, FLAG_STATELESS_RESET } from '../wire/datagram-batch.ts';
@@ -54,14 +59,14 @@ export interface QuicEndpointOptions {
   keyFile: string;
   state: SharedState;
   logger: Logger;
-  post: (msg: unknown, transfer?: TransferListItem[]) => void;
+  post: (msg: QuicOutMessage, transfer?: TransferListItem[]) => void;
   onRequest: RequestHandler;
   /** Key of the stateless reset tokens (src/wire/stateless-reset.ts), the same in the primary and every shard. */
   resetKey: Uint8Array;
   /** Session ticket key (48 octets) shared by every shard and restart; quiche's own random one when absent. */
   ticketKey?: Uint8Array;
   /** rateLimit.maxConnectionsPerClient (shared with TCP and every shard); absent: not limited (test harnesses). */
-  limiter?: RateLimiter;
+  limiter?: Pick<RateLimiter, 'acquireConnection'>;
   /** Default: frontendLimits(config). */
   limits?: FrontendLimits;
   /**
@@ -78,16 +83,17 @@ export class QuicEndpoint {
   private readonly logger: Logger;
   private readonly post: QuicEndpointOptions['post'];
   private readonly onRequest: RequestHandler;
-  private readonly limiter: RateLimiter | undefined;
+  private readonly limiter: Pick<RateLimiter, 'acquireConnection'> | undefined;
   /** The places of counted connections in maxConnectionsPerClient, given back in forget(). */
   private readonly leases = new Map<QuicConn, ConnectionLease>();
   private readonly refusals = new RecentRefusals();
   private readonly quiche: QuicheBinding;
-  private readonly qconfig: QuicheConfig;
+  private qconfig: QuicheConfig;
+  private readonly ticketKey: Uint8Array | undefined;
   private readonly resetTokens: ResetTokens;
   /** Bounds the HMACs a flood of unknown CIDs costs this shard; the primary's limit is the global one. */
   private readonly resetLimit = new ResetRateLimit(SHARD_RESET_RATE, SHARD_RESET_BURST);
-  private readonly stopBudget: number;
+  private stopBudget: number;
   private readonly limits: FrontendLimits;
   private readonly resetLimiter: ClientResetLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -116,13 +122,11 @@ export class QuicEndpoint {
     this.onRequest = opts.onRequest;
     this.limiter = opts.limiter;
     this.quiche = loadQuiche();
+    this.ticketKey = opts.ticketKey;
     this.qconfig = buildQuicheConfig(opts.config, opts.certFile, opts.keyFile, opts.ticketKey);
     this.resetTokens = new ResetTokens(opts.resetKey);
     this.sendBuf = Buffer.allocUnsafe(Math.max(1200, opts.config.quic.maxUdpPayloadSize));
-    // Each stopped request stream may cost up to a stream window of connection credit: GOAWAY before half
-    // the connection window could be gone (H3Frontend.stopReading).
-    const q = opts.config.quic;
-    this.stopBudget = Math.max(1, Math.floor(q.initialMaxData / (2 * Math.max(1, q.initialMaxStreamData))));
+    this.stopBudget = stopBudgetOf(opts.config);
     this.localPort = opts.config.server.httpsPort;
     this.limits = opts.limits ?? frontendLimits(opts.config);
     this.resetLimiter =
@@ -138,10 +142,24 @@ export class QuicEndpoint {
     );
   }
 
-  handleMessage(msg: any): boolean {
-    if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string' || !msg.type.startsWith('quic:')) return false;
-    if (msg.type === 'quic:in' && msg.buf instanceof ArrayBuffer) this.receiveBatch(msg.buf, msg.len | 0, msg.n | 0, msg.lport | 0);
-    return true;
+  /** A batch of datagrams from the primary's UDP router. */
+  receiveBatchMessage(msg: QuicInMessage): void {
+    this.receiveBatch(msg.buf, msg.len | 0, msg.n | 0, msg.lport | 0);
+  }
+
+  /**
+   * A quiche Config for `config` (config.quic, loadBalancer.connectionMigration) and the certificate pair, with
+   * this endpoint's session ticket key. Throws a QuicError when the files cannot be loaded; nothing changes
+   * until useConfig().
+   */
+  buildConfig(config: Config, certFile: string, keyFile: string): QuicheConfig {
+    return buildQuicheConfig(config, certFile, keyFile, this.ticketKey);
+  }
+
+  /** Connections accepted from now on use `qconfig` (built by buildConfig from `config`); open ones keep theirs. */
+  useConfig(qconfig: QuicheConfig, config: Config): void {
+    this.qconfig = qconfig;
+    this.stopBudget = stopBudgetOf(config);
   }
 
   connectionCount(): number {
@@ -560,7 +578,7 @@ export class QuicEndpoint {
   private postOut(): void {
     const m = this.out.take();
     if (m === null && this.ack === 0 && this.newAck === 0) return;
-    const msg = { type: 'quic:out', buf: m?.buf ?? null, len: m?.len ?? 0, n: m?.n ?? 0, ack: this.ack, newAck: this.newAck };
+    const msg: QuicOutMessage = { type: 'quic:out', buf: m?.buf ?? null, len: m?.len ?? 0, n: m?.n ?? 0, ack: this.ack, newAck: this.newAck };
     this.ack = 0;
     this.newAck = 0;
     if (m) this.post(msg, [m.buf]);
@@ -591,3 +609,11 @@ export class QuicEndpoint {
   }
 }
 
+/**
+ * Each stopped request stream may cost up to a stream window of connection credit: GOAWAY before half the
+ * connection window could be gone (H3Frontend.stopReading).
+ */
+function stopBudgetOf(config: Config): number {
+  const q = config.quic;
+  return Math.max(1, Math.floor(q.initialMaxData / (2 * Math.max(1, q.initialMaxStreamData))));
+}

@@ -99,6 +99,8 @@ export interface QuicheConnection {
   peerError(): ConnectionError | null;
   localError(): ConnectionError | null;
   applicationProto(): Uint8Array;
+  /** The peer's certificate chain (DER, leaf first) once the handshake has it; null otherwise. */
+  peerCertChain(): Uint8Array[] | null;
   /** True when the handshake resumed a session (a ticket of the same ticket key). */
   isResumed(): boolean;
   /** Client side: the serialized session once a ticket arrived, and the one to resume before connecting. */

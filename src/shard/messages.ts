@@ -1,25 +1,46 @@
-// Messages between the primary and a shard (besides the QUIC ones, which src/quic defines).
+// Every message between the primary and a shard, as two typed unions (one per direction); nothing crosses
+// the thread boundary untyped. Exchanges that expect an answer carry an `id` and go through PendingReplies
+// (src/shared/replies.ts) on the asking side.
+import type { Socket } from 'node:net';
 import type { Config } from '../config/types.ts';
+import type { ConfigStatus } from '../config/status.ts';
 import type { RateLimiterShared } from '../ratelimit/limiter.ts';
+import type { QuicInMessage, QuicOutMessage } from '../quic/messages.ts';
+import type { TcpKind } from '../tcp/servers.ts';
+
+/**
+ * One configuration generation as a shard applies it: the effective config (settings that need a restart
+ * keep their running values), where each backend lives in SharedState, and the TLS files to serve.
+ */
+export interface ShardGeneration {
+  generation: number;
+  config: Config;
+  /** slots[i] is the SharedState slot of config.loadBalancer.backendServers[i] (src/primary/backend-slots.ts). */
+  slots: number[];
+  /** Slots taken by backends new in this generation: their per-shard latency history starts empty. */
+  freshSlots: number[];
+  certFile: string;
+  keyFile: string;
+  /** The rate limiter's shared tables (a reload that changes rateLimit.maxClients brings new ones). */
+  rateLimit: RateLimiterShared;
+}
 
 export interface ShardInit {
   shard: number;
   workers: number;
   /** Shards 0..quicShards-1 run QUIC (src/primary/primary.ts quicShardCount). */
   quicShards: number;
-  config: Config;
+  /** The generation the shard starts with: the current one, also for a restarted shard. */
+  current: ShardGeneration;
+  configStatus: ConfigStatus;
   stateBuffer: SharedArrayBuffer;
   sessionBuffer: SharedArrayBuffer;
-  certFile: string;
-  keyFile: string;
   /** Key of the QUIC stateless reset tokens (src/wire/stateless-reset.ts), shared with the primary. */
   resetKey: Uint8Array;
   /** Session ticket keys (48 octets each) of the TLS (TCP) and quiche (QUIC) contexts, from the key ring. */
   tlsTicketKeys: Uint8Array;
   quicTicketKey: Uint8Array;
   startedAt: number;
-  /** The primary's RateLimiter.create(config).shared: one client table for every shard, restarted ones too. */
-  rateLimit: RateLimiterShared;
   /** The primary's ClientEventWindow (HTTP/2 and HTTP/3 stream resets per client) over frontendLimits' resetWindowMs. */
   resetWindowBuffer: SharedArrayBuffer;
   /**
@@ -29,14 +50,27 @@ export interface ShardInit {
   cacheBuffer?: SharedArrayBuffer;
 }
 
+/** What a shard answers to config:apply. */
+export type ApplyResult = { ok: true; generation: number } | { ok: false; generation: number; error: string };
+
 export type PrimaryToShard =
-  | { type: 'tcp:conn'; socket: unknown; kind: 'http' | 'https' | 'admin' }
+  | { type: 'tcp:conn'; socket: Socket; kind: TcpKind }
+  | QuicInMessage
   | { type: 'admin:snapshot'; id: number }
   | { type: 'admin:collected'; id: number; snapshots: string[][] }
+  /** Build the request path of `next` and switch new requests to it; answered by config:applied. */
+  | { type: 'config:apply'; id: number; next: ShardGeneration; status: ConfigStatus }
+  /** The reload status changed without a new generation (a refused reload): for /stats. */
+  | { type: 'config:status'; status: ConfigStatus }
   | { type: 'shutdown'; timeoutMs: number };
 
 export type ShardToPrimary =
-  | { type: 'ready' }
+  /** Serving; `generation` is the one it started with. */
+  | { type: 'ready'; generation: number }
   | { type: 'drained' }
+  | QuicOutMessage
   | { type: 'admin:collect'; id: number }
-  | { type: 'admin:snapshot'; id: number; snapshot: string[] };
+  | { type: 'admin:snapshot'; id: number; snapshot: string[] }
+  | { type: 'config:applied'; id: number; result: ApplyResult }
+  /** No request of a generation below `below` is running on this shard any more (its backends may be forgotten). */
+  | { type: 'config:drained'; below: number };

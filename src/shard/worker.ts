@@ -1,34 +1,32 @@
 // Entry point of one worker shard (a worker_thread). It terminates TLS/HTTP on the TCP sockets the
-// primary transfers to it and QUIC on the datagrams the primary routes to it, and proxies every request.
+// primary transfers to it and QUIC on the datagrams the primary routes to it, and proxies every request
+// through the current configuration generation's request path (runtime.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TransferListItem } from 'node:worker_threads';
-import type { Socket } from 'node:net';
-import type { Config } from '../config/types.ts';
+import type { ConfigStatus } from '../config/status.ts';
 import { createLogger, lineBatcher } from '../shared/logger.ts';
 import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE, G_UNCAUGHT_ERRORS } from '../shared/state.ts';
-import { Balancer } from '../balancer/balancer.ts';
+import { PendingReplies } from '../shared/replies.ts';
 import { SessionTable } from '../balancer/session-table.ts';
-import { Forwarder } from '../proxy/forward.ts';
-import { Pipeline } from '../pipeline/pipeline.ts';
-import { buildPhases } from '../pipeline/phases/index.ts';
 import { frontendLimits } from '../config/limits.ts';
-import { RateLimiter } from '../ratelimit/limiter.ts';
 import type { ClientResetLimiter } from '../shared/reset-budget.ts';
 import { ClientEventWindow } from '../ratelimit/event-window.ts';
 import { LatencyRecorder } from '../admin/latency.ts';
+import { TcpFrontends } from '../tcp/servers.ts';
+import type { QuicEndpoint } from '../quic/endpoint.ts';
+import type { ApplyResult, ShardGeneration, ShardInit, PrimaryToShard, ShardToPrimary } from './messages.ts';
+import { ShardRuntime } from './runtime.ts';
 import { ResponseCache } from '../cache/cache.ts';
 import { cacheSettings } from '../cache/settings.ts';
-import { TcpFrontends } from '../tcp/servers.ts';
-import type { TcpKind } from '../tcp/servers.ts';
-import type { QuicEndpoint } from '../quic/endpoint.ts';
-import type { ShardInit, PrimaryToShard } from './messages.ts';
 
 const init = workerData as ShardInit;
 const port = parentPort!;
-const config: Config = init.config;
+const send = (msg: ShardToPrimary, transfer?: TransferListItem[]): void => port.postMessage(msg, transfer);
+const first = init.current;
 const shard = init.shard;
-const logger = createLogger(config.logging, { shard });
+const logger = createLogger(first.config.logging, { shard });
 const state = new SharedState(init.stateBuffer);
+let configStatus: ConfigStatus = init.configStatus;
 
 // The last line of defence. Every request and connection has its own boundary (the pipeline runner, the
 // frontends' callbacks); an exception that still gets here is a bug in one connection's handling, and ending
@@ -42,30 +40,26 @@ process.on('unhandledRejection', (err) => {
   state.addGlobal(G_UNCAUGHT_ERRORS);
   logger.error({ err }, 'unhandled promise rejection in a shard (a bug: please report it)');
 });
-const balancer = new Balancer({
-  lb: config.loadBalancer,
-  sessionCookie: config.moodle.sessionCookie,
-  state,
-  sessions: new SessionTable(init.sessionBuffer),
-});
+
 const latency = new LatencyRecorder();
-const forwarder = new Forwarder({ config, state, balancer, logger, latency });
-const limits = frontendLimits(config);
-// Per-client limits, shared with every other shard through the primary's tables (src/ratelimit).
-const limiter = RateLimiter.attach(init.rateLimit, config);
+// Frontend limits are bound to the sockets and connections: a reload that changes them needs a restart
+// (src/config/reloadable.ts), so the first generation's are the shard's for good.
+const limits = frontendLimits(first.config);
 // HTTP/2 and HTTP/3 stream resets per client address, counted across all shards (CVE-2023-44487).
 const resetWindow = ClientEventWindow.attach(init.resetWindowBuffer, limits.resetWindowMs);
 const resetLimiter: ClientResetLimiter = {
   recordReset: (address, _now, n = 1) => resetWindow.record(address, n) <= limits.maxResetsPerClientPerWindow,
 };
 
-// The shared response cache: this thread's own connection to the store the primary prepared.
+const collects = new PendingReplies<string[][]>();
+// The shared response cache: this thread's own connection to the store the primary prepared, for every
+// configuration generation (a reload does not reopen it).
 const cache = openCache();
 
 function openCache(): ResponseCache | undefined {
   if (init.cacheBuffer === undefined) return undefined;
   try {
-    return ResponseCache.open(cacheSettings(config), init.cacheBuffer, {
+    return ResponseCache.open(cacheSettings(first.config), init.cacheBuffer, {
       onError: (err, what) => logger.warn({ err }, what),
     });
   } catch (err) {
@@ -75,50 +69,35 @@ function openCache(): ResponseCache | undefined {
   }
 }
 
-let nextCollect = 0;
-const pendingCollect = new Map<number, (snapshots: string[][]) => void>();
-const pipeline = new Pipeline(
-  buildPhases({
-    config,
-    state,
+const runtime = new ShardRuntime(
+  {
     shard,
-    balancer,
-    forwarder,
-    logger,
-    limiter,
-    cache,
-    admin: {
-    config,
-    state,
-    startedAt: init.startedAt,
     workers: init.workers,
-    // Drains and enables from the dashboard, and failed logins, are logged with the client address.
+    startedAt: init.startedAt,
+    state,
+    sessions: new SessionTable(init.sessionBuffer),
+    latency,
     logger,
-    limiter,
+    // The admin path bounds this itself (src/admin/collect.ts); the reply helper's bound is a backstop.
+    collectLatency: () => collects.request((id) => (send({ type: 'admin:collect', id }), true), 5000, () => []),
+    configStatus: () => configStatus,
+    onDrained: (below) => send({ type: 'config:drained', below }),
     cache,
-    collectLatency: () =>
-      new Promise<string[][]>((resolve) => {
-        const id = nextCollect++;
-        pendingCollect.set(id, resolve);
-        port.postMessage({ type: 'admin:collect', id });
-      }),
-    },
-  }),
-  logger,
+  },
+  first,
 );
-const handler = pipeline.handle;
 
 const tcp = new TcpFrontends({
-  config,
+  config: first.config,
   limits,
   logger,
   shard,
-  certFile: init.certFile,
-  keyFile: init.keyFile,
+  certFile: first.certFile,
+  keyFile: first.keyFile,
   ticketKeys: Buffer.from(init.tlsTicketKeys),
-  limiter,
+  limiter: runtime.admission,
   resetLimiter,
-  onRequest: handler,
+  onRequest: runtime.handle,
   onConnectionOpen: () => {
     state.addShardGauge(shard, S_CONNECTIONS, 1);
     state.addShardCounter(shard, SC_CONNECTIONS_TOTAL);
@@ -128,23 +107,49 @@ const tcp = new TcpFrontends({
 });
 
 // quiche is loaded only when QUIC is on for this shard.
-const quic: QuicEndpoint | undefined = config.quic.enabled && shard < init.quicShards
+const quic: QuicEndpoint | undefined = first.config.quic.enabled && shard < init.quicShards
   ? new (await import('../quic/endpoint.ts')).QuicEndpoint({
       shard,
-      config,
-      certFile: init.certFile,
-      keyFile: init.keyFile,
+      config: first.config,
+      certFile: first.certFile,
+      keyFile: first.keyFile,
       resetKey: init.resetKey,
       ticketKey: init.quicTicketKey,
       state,
       logger,
-      post: (msg: unknown, transfer?: TransferListItem[]) => port.postMessage(msg, transfer),
-      onRequest: handler,
-      limiter,
+      post: (msg, transfer) => send(msg, transfer),
+      onRequest: runtime.handle,
+      limiter: runtime.admission,
       limits,
       resetLimiter,
     })
   : undefined;
+
+/**
+ * Everything of `next` is built first (QUIC config, TLS context, request path), so a failure changes
+ * nothing; then the swap, which cannot fail.
+ */
+function apply(next: ShardGeneration): ApplyResult {
+  if (next.generation <= runtime.current.generation) return { ok: true, generation: runtime.current.generation };
+  try {
+    const qconfig = quic?.buildConfig(next.config, next.certFile, next.keyFile);
+    const path = runtime.build(next);
+    try {
+      tcp.setCertificate(next.certFile, next.keyFile);
+    } catch (err) {
+      void path.pools.release();
+      throw err;
+    }
+    if (qconfig !== undefined) quic!.useConfig(qconfig, next.config);
+    runtime.swap(path, next.freshSlots);
+    logger.level = next.config.logging.level;
+    logger.debug({ generation: next.generation }, 'configuration generation applied');
+    return { ok: true, generation: next.generation };
+  } catch (err) {
+    logger.error({ err, generation: next.generation }, 'could not apply the reloaded configuration; this shard keeps the previous one');
+    return { ok: false, generation: next.generation, error: (err as Error).message ?? String(err) };
+  }
+}
 
 async function drainAndExit(timeoutMs: number): Promise<void> {
   tcp.drain();
@@ -155,24 +160,32 @@ async function drainAndExit(timeoutMs: number): Promise<void> {
   }
   tcp.destroyAll();
   await quic?.close();
-  await forwarder.close();
+  await runtime.close();
   cache?.close();
   lineBatcher().flush();
-  port.postMessage({ type: 'drained' });
+  send({ type: 'drained' });
 }
 
 port.on('message', (msg: PrimaryToShard) => {
-  if (quic?.handleMessage(msg)) return;
   switch (msg.type) {
+    case 'quic:in':
+      quic?.receiveBatchMessage(msg);
+      break;
     case 'tcp:conn':
-      tcp.accept(msg.socket as Socket, msg.kind as TcpKind);
+      tcp.accept(msg.socket, msg.kind);
       break;
     case 'admin:snapshot':
-      port.postMessage({ type: 'admin:snapshot', id: msg.id, snapshot: latency.snapshot() });
+      send({ type: 'admin:snapshot', id: msg.id, snapshot: latency.snapshot() });
       break;
     case 'admin:collected':
-      pendingCollect.get(msg.id)?.(msg.snapshots);
-      pendingCollect.delete(msg.id);
+      collects.settle(msg.id, msg.snapshots);
+      break;
+    case 'config:apply':
+      configStatus = msg.status;
+      send({ type: 'config:applied', id: msg.id, result: apply(msg.next) });
+      break;
+    case 'config:status':
+      configStatus = msg.status;
       break;
     case 'shutdown':
       void drainAndExit(msg.timeoutMs);
@@ -181,4 +194,4 @@ port.on('message', (msg: PrimaryToShard) => {
 });
 
 state.setShardGauge(shard, S_ALIVE, 1);
-port.postMessage({ type: 'ready' });
+send({ type: 'ready', generation: first.generation });

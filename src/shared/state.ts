@@ -6,6 +6,11 @@
 //   counters BigInt64Array [backend counters][global counters][shard counters][compression counters]
 //   secret   Uint8Array     32 random bytes drawn by the primary, the same for every shard (it signs the
 //                           dashboard's session cookies, so a session made on one shard holds on all)
+//   slots    Int32Array     [MAX_BACKENDS] who may use each backend slot (SLOT_FREE / SLOT_LIVE / SLOT_RETIRING)
+//
+// A backend's slot is stable by its id across configuration reloads: the primary assigns slots
+// (src/primary/backend-slots.ts) and every thread indexes backends by slot (Backend.index), so a backend
+// keeps its counters and health state while a reload adds or removes others.
 //
 // New regions go at the end, so the offsets of the older ones never move.
 
@@ -103,24 +108,65 @@ const GAUGE_BYTES = GAUGE_LEN * 4;
 const COUNTER_OFFSET_BYTES = Math.ceil(GAUGE_BYTES / 8) * 8;
 const SECRET_OFFSET_BYTES = COUNTER_OFFSET_BYTES + COUNTER_LEN * 8;
 const SECRET_BYTES = 32;
+const SLOTS_OFFSET_BYTES = SECRET_OFFSET_BYTES + SECRET_BYTES;
+const TOTAL_BYTES = SLOTS_OFFSET_BYTES + MAX_BACKENDS * 4;
+
+// Backend slot states. Only the primary writes them; a strategy uses a backend only in a LIVE slot.
+export const SLOT_FREE = 0;
+export const SLOT_LIVE = 1;
+/** Removed by a reload: no new request may pick it; the slot is freed once its in-flight requests ended. */
+export const SLOT_RETIRING = 2;
+
+/**
+ * The slot of loadBalancer.backendServers[i]: `slots[i]` from the primary's assignment
+ * (src/primary/backend-slots.ts), or i itself where no slot map is given (tests, tools).
+ */
+export function slotAt(slots: readonly number[] | undefined, i: number): number {
+  return slots === undefined ? i : slots[i];
+}
+
+/** One past the highest slot in use: the width of per-slot arrays (latency histograms). */
+export function slotSpan(slots: readonly number[] | undefined, count: number): number {
+  if (slots === undefined) return count;
+  let max = -1;
+  for (const s of slots) if (s > max) max = s;
+  return max + 1;
+}
 
 export class SharedState {
   readonly buffer: SharedArrayBuffer;
   private readonly gauges: Int32Array;
   private readonly counters: BigInt64Array;
+  private readonly slots: Int32Array;
 
   constructor(buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer(SECRET_OFFSET_BYTES + SECRET_BYTES);
+    this.buffer = buffer ?? new SharedArrayBuffer(TOTAL_BYTES);
     this.gauges = new Int32Array(this.buffer, 0, GAUGE_LEN);
     this.counters = new BigInt64Array(this.buffer, COUNTER_OFFSET_BYTES, COUNTER_LEN);
+    this.slots = new Int32Array(this.buffer, SLOTS_OFFSET_BYTES, MAX_BACKENDS);
     // Written once, before the buffer is handed to any shard; only read afterwards.
     if (buffer === undefined) randomFillSync(new Uint8Array(this.buffer, SECRET_OFFSET_BYTES, SECRET_BYTES));
   }
 
-  /** Called once by the primary for each configured backend. */
+  /**
+   * Called by the primary when a backend takes a slot (at start, or added by a reload): every gauge and
+   * counter of the slot starts from zero, then the slot goes live.
+   */
   initBackend(index: number, healthy: boolean): void {
+    for (let f = 0; f < B_GAUGES; f++) Atomics.store(this.gauges, index * B_GAUGES + f, 0);
+    for (let f = 0; f < B_COUNTERS; f++) Atomics.store(this.counters, index * B_COUNTERS + f, 0n);
     Atomics.store(this.gauges, index * B_GAUGES + B_HEALTHY, healthy ? 1 : 0);
     Atomics.store(this.gauges, index * B_GAUGES + B_ENABLED, 1);
+    Atomics.store(this.slots, index, SLOT_LIVE);
+  }
+
+  slotState(index: number): number {
+    return Atomics.load(this.slots, index);
+  }
+
+  /** Primary only (src/primary/backend-slots.ts). */
+  setSlotState(index: number, value: number): void {
+    Atomics.store(this.slots, index, value);
   }
 
   backendGauge(index: number, field: number): number {
@@ -141,7 +187,7 @@ export class SharedState {
   }
 
   isBackendAvailable(index: number): boolean {
-    return this.backendGauge(index, B_HEALTHY) === 1 && this.backendGauge(index, B_ENABLED) === 1;
+    return this.backendGauge(index, B_HEALTHY) === 1 && this.backendGauge(index, B_ENABLED) === 1 && Atomics.load(this.slots, index) === SLOT_LIVE;
   }
 
   activeConnections(index: number): number {

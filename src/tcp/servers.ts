@@ -3,7 +3,8 @@
 // terminates TLS itself and routes by ALPN: h2 to the HTTP/2 frontend (src/tcp/h2), http/1.1 (or no ALPN)
 // to the HTTP/1.1 frontend.
 // A TLS handshake that does not finish within handshakeTimeout is dropped (a client that connects and never
-// sends a ClientHello costs one sweep check, then nothing).
+// sends a ClientHello costs one sweep check, then nothing). A configuration reload swaps the certificate
+// (setCertificate): new handshakes get the new pair, established connections keep theirs.
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -28,8 +29,11 @@ export interface TcpFrontendOptions {
   logger: Logger;
   /** 48 octets of TLS session ticket keys shared by every shard and restart (src/shared/key-ring.ts). */
   ticketKeys?: Buffer;
-  /** rateLimit.maxConnectionsPerClient, counted by socket peer across all shards (TCP and QUIC together). */
-  limiter: RateLimiter;
+  /**
+   * rateLimit.maxConnectionsPerClient, counted by socket peer across all shards (TCP and QUIC together); the
+   * shard passes one that follows configuration reloads.
+   */
+  limiter: Pick<RateLimiter, 'acquireConnection'>;
   /** Stream resets per client address over every shard (HTTP/2 Rapid Reset budget). */
   resetLimiter?: ClientResetLimiter;
   onRequest: RequestHandler;
@@ -67,11 +71,8 @@ export class TcpFrontends {
     this.h1 = new H1Frontend({ limits, shard: opts.shard, onRequest: opts.onRequest, logger: opts.logger });
     this.handshakes = new DeadlineSweeper(limits.handshakeTimeoutMs);
     this.tls = tls.createServer({
-      cert: readFileSync(opts.certFile),
-      key: readFileSync(opts.keyFile),
-      ticketKeys: opts.ticketKeys,
+      ...this.credentials(opts.certFile, opts.keyFile),
       ALPNProtocols: ['h2', 'http/1.1'],
-      minVersion: 'TLSv1.2',
       handshakeTimeout: limits.handshakeTimeoutMs,
     });
     // Handshake failures are the client's problem, not a shard's.
@@ -87,6 +88,19 @@ export class TcpFrontends {
       connectionKey: (socket) => this.keyFor(socket),
       clientResets: resets === undefined ? undefined : { spend: (client, now, n) => resets.recordReset(client, now, n) },
     });
+  }
+
+  private credentials(certFile: string, keyFile: string): tls.SecureContextOptions {
+    return { cert: readFileSync(certFile), key: readFileSync(keyFile), ticketKeys: this.opts.ticketKeys, minVersion: 'TLSv1.2' };
+  }
+
+  /**
+   * New TLS handshakes use this certificate chain and key (tls.Server#setSecureContext); connections already
+   * established keep the pair they were made with. Throws (and changes nothing) when the files cannot be read
+   * or do not make a secure context.
+   */
+  setCertificate(certFile: string, keyFile: string): void {
+    this.tls.setSecureContext(this.credentials(certFile, keyFile));
   }
 
   private keyFor(socket: object): string {

@@ -277,6 +277,8 @@ test('quiclb.service is hardened and passes systemd-analyze verify', async (t) =
   assert.equal(directive('ProtectSystem'), 'strict');
   assert.equal(directive('StateDirectory'), 'quiclb');
   assert.equal(directive('KillSignal'), 'SIGTERM');
+  // systemctl reload: SIGHUP re-reads the configuration (README "Reload").
+  assert.equal(directive('ExecReload'), '/bin/kill -HUP $MAINPID');
   assert.match(directive('ExecStart') ?? '', /node_modules\/\.bin\/node \/opt\/quiclb\/bin\/quiclb\.js start --config \/etc\/quiclb\/config\.json$/);
   const stopMs = parseDuration((directive('TimeoutStopSec') ?? '').replace(/sec$/, 's'));
   assert.ok(stopMs > parseDuration(DEFAULTS.server.shutdownTimeout), 'systemd waits longer than the drain');

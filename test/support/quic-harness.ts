@@ -14,6 +14,7 @@ import { validateConfig } from '../../src/config/load.ts';
 import { SharedState, S_ALIVE } from '../../src/shared/state.ts';
 import { ensureSelfSigned, spkiHash } from '../../src/shared/tls-material.ts';
 import { UdpRouter, type ShardPort } from '../../src/primary/udp-router.ts';
+import type { QuicInMessage, QuicOutMessage } from '../../src/quic/messages.ts';
 
 export const SHARD_WORKER_URL = new URL('./quic-shard-worker.ts', import.meta.url);
 
@@ -91,7 +92,7 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
   const shards: ShardPort[] = Array.from({ length: count }, (_, index) => ({
     index,
     alive: () => ready[index] && workers[index] !== undefined,
-    post: (msg: unknown, transfer?: TransferListItem[]) => workers[index]?.postMessage(msg, transfer),
+    post: (msg: QuicInMessage, transfer?: TransferListItem[]) => workers[index]?.postMessage(msg, transfer),
   }));
   const router = new UdpRouter({ config, state, logger, shards, quicShards: count, resetKey });
   await router.listen();
@@ -113,7 +114,10 @@ export async function startQuicHarness(opts: QuicHarnessOptions = {}): Promise<Q
           resolve();
           return;
         }
-        if (router.onShardMessage(index, msg)) return;
+        if (msg?.type === 'quic:out') {
+          router.onShardMessage(index, msg as QuicOutMessage);
+          return;
+        }
         messages.push({ shard: index, msg });
         for (const l of listeners) l(index, msg);
       });

@@ -172,7 +172,10 @@ if (parentPort) {
     onRequest: (req, res) => handle(data.shard, req, res),
   });
   port.on('message', (msg: any) => {
-    if (endpoint.handleMessage(msg)) return;
+    if (msg?.type === 'quic:in') {
+      endpoint.receiveBatchMessage(msg);
+      return;
+    }
     if (msg?.type === 'test:counts') {
       port.postMessage({ type: 'test:counts', counts: endpoint.stateCounts() });
       return;

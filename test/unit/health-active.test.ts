@@ -265,3 +265,35 @@ test('disabled: a passively downed backend is re-admitted after the cool-down', 
     await checker.stop();
   }
 });
+
+test('a reload (update) probes the new backend list by slot: a kept backend keeps its streak, a removed one is no longer probed', async () => {
+  const config = makeConfig([
+    { id: 'ok', port: okServer.port },
+    { id: 'toggle', port: toggleServer.port },
+  ]);
+  const state = stateFor(config);
+  const { logger } = captureLogger();
+  const checker = new ActiveHealthChecker({ config, state, logger });
+  toggleHealthy = false;
+  try {
+    await checker.checkNow(); // toggle: 1 failure of 2
+    const okBefore = okServer.paths.length;
+    // Generation 2: "ok" removed, "toggle" kept in slot 1, "err503" new in slot 2 (starting healthy).
+    const next = makeConfig([
+      { id: 'toggle', port: toggleServer.port },
+      { id: 'err503', port: errServer.port },
+    ]);
+    state.initBackend(2, true);
+    checker.update(next, [1, 2]);
+    await checker.checkNow();
+    assert.equal(okServer.paths.length, okBefore, 'the removed backend is not probed');
+    assert.equal(state.backendGauge(1, B_HEALTHY), 0, 'the kept backend\'s first failure still counted: the second takes it down');
+    assert.equal(state.backendGauge(2, B_HEALTHY), 1, 'the new backend needs its own unhealthyThreshold failures');
+    await checker.checkNow();
+    assert.equal(state.backendGauge(2, B_HEALTHY), 0);
+    assert.equal(state.backendGauge(0, B_HEALTHY), 1, 'slot 0 (removed) is left alone');
+  } finally {
+    toggleHealthy = true;
+    await checker.stop();
+  }
+});

@@ -23,7 +23,7 @@
 // that posts to 127.0.0.1. Scripts without a browser use the bearer token (set admin.token).
 import type { Config } from '../../config/types.ts';
 import type { FrontRequest, FrontResponse, HeaderList } from '../../shared/http-types.ts';
-import { B_ENABLED, B_HEALTHY } from '../../shared/state.ts';
+import { B_ENABLED, B_HEALTHY, slotAt, type SharedState } from '../../shared/state.ts';
 import { isAddressAllowed, tokensEqual } from '../access.ts';
 import { collectLatencyHistograms } from '../collect.ts';
 import type { AdminContext } from '../context.ts';
@@ -41,18 +41,27 @@ export function isDashboardPath(path: string): boolean {
   return path === '/dashboard' || path === '/dashboard/stats' || path === '/dashboard/login' || path === '/dashboard/logout' || BACKEND_ACTION_RE.test(path);
 }
 
-/** Per AdminContext (one per shard): the session key and the recent-latency base. */
+/**
+ * Per shard (its SharedState outlives the AdminContext of each configuration generation): the session key,
+ * remade when a reload changes admin.token (sessions end with the token they were opened with), and the
+ * recent-latency base.
+ */
 interface DashboardState {
+  token: string | undefined;
   keys: SessionKeys;
   recent: RecentLatencyWindow;
 }
-const states = new WeakMap<AdminContext, DashboardState>();
+const states = new WeakMap<SharedState, DashboardState>();
 
 function stateOf(ctx: AdminContext): DashboardState {
-  let s = states.get(ctx);
+  const token = ctx.config.admin.token;
+  let s = states.get(ctx.state);
   if (s === undefined) {
-    s = { keys: new SessionKeys(ctx.state.secret(), ctx.config.admin.token), recent: new RecentLatencyWindow() };
-    states.set(ctx, s);
+    s = { token, keys: new SessionKeys(ctx.state.secret(), token), recent: new RecentLatencyWindow() };
+    states.set(ctx.state, s);
+  } else if (s.token !== token) {
+    s.token = token;
+    s.keys = new SessionKeys(ctx.state.secret(), token);
   }
   return s;
 }
@@ -142,8 +151,21 @@ async function serveStats(req: FrontRequest, res: FrontResponse, ctx: AdminConte
     return;
   }
   const latency = await collectLatencyHistograms(ctx);
-  const stats = buildStats({ config: ctx.config, state: ctx.state, startedAt: ctx.startedAt, workers: ctx.workers, latency, cache: ctx.cache?.stats() });
-  sendJson(req, res, 200, { ...stats, recent: stateOf(ctx).recent.observe(latency) });
+  const stats = buildStats({
+    config: ctx.config,
+    slots: ctx.slots,
+    configStatus: ctx.configStatus?.(),
+    state: ctx.state,
+    startedAt: ctx.startedAt,
+    workers: ctx.workers,
+    latency,
+    cache: ctx.cache?.stats(),
+  });
+  // The window is kept by slot; the page reads it in the order of stats.backends.
+  const recent = stateOf(ctx).recent.observe(latency);
+  const none = { p50: 0, p99: 0, count: 0 };
+  const backends = ctx.config.loadBalancer.backendServers.map((_, i) => recent.backends[slotAt(ctx.slots, i)] ?? none);
+  sendJson(req, res, 200, { ...stats, recent: { windowMs: recent.windowMs, backends } });
 }
 
 async function login(req: FrontRequest, res: FrontResponse, ctx: AdminContext): Promise<void> {
@@ -218,8 +240,9 @@ function backendAction(req: FrontRequest, res: FrontResponse, ctx: AdminContext,
   } catch {
     id = rawId;
   }
-  const index = ctx.config.loadBalancer.backendServers.findIndex((b) => b.id === id);
-  if (index === -1) {
+  const position = ctx.config.loadBalancer.backendServers.findIndex((b) => b.id === id);
+  const index = slotAt(ctx.slots, position);
+  if (position === -1) {
     sendJson(req, res, 404, { error: `no backend with id ${JSON.stringify(id)}` });
     return;
   }
