@@ -9,6 +9,7 @@ import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_
 import { Balancer } from '../balancer/balancer.ts';
 import { SessionTable } from '../balancer/session-table.ts';
 import { Forwarder } from '../proxy/forward.ts';
+import { WebSocketProxy } from '../proxy/websocket.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { buildPhases } from '../pipeline/phases/index.ts';
 import { frontendLimits } from '../config/limits.ts';
@@ -48,6 +49,7 @@ const balancer = new Balancer({
 });
 const latency = new LatencyRecorder();
 const forwarder = new Forwarder({ config, state, balancer, logger, latency });
+const websockets = new WebSocketProxy({ config, state, balancer, logger, shard, latency });
 const limits = frontendLimits(config);
 // Per-client limits, shared with every other shard through the primary's tables (src/ratelimit).
 const limiter = RateLimiter.attach(init.rateLimit, config);
@@ -66,6 +68,7 @@ const pipeline = new Pipeline(
     shard,
     balancer,
     forwarder,
+    websockets,
     logger,
     limiter,
     admin: {
@@ -126,6 +129,9 @@ const quic: QuicEndpoint | undefined = config.quic.enabled && shard < init.quicS
     })
   : undefined;
 
+/** How long WebSocket peers get to take quiclb's close frames at shutdown before their connections are cut. */
+const TUNNEL_CLOSE_GRACE_MS = 300;
+
 async function drainAndExit(timeoutMs: number): Promise<void> {
   tcp.drain();
   quic?.goaway();
@@ -133,9 +139,13 @@ async function drainAndExit(timeoutMs: number): Promise<void> {
   while (Date.now() < deadline && tcp.connectionCount() + (quic?.connectionCount() ?? 0) > 0) {
     await new Promise((r) => setTimeout(r, 50));
   }
+  // WebSockets never end on their own: past the drain timeout each peer gets a close frame (1001 Going
+  // Away) and a moment to take it, within the second the primary allows past the timeout.
+  await websockets.closeAll(TUNNEL_CLOSE_GRACE_MS);
   tcp.destroyAll();
   await quic?.close();
   await forwarder.close();
+  await websockets.close();
   lineBatcher().flush();
   port.postMessage({ type: 'drained' });
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { SharedState } from '../../shared/state.ts';
 import type { Balancer } from '../../balancer/balancer.ts';
 import type { Forwarder } from '../../proxy/forward.ts';
+import type { WebSocketProxy } from '../../proxy/websocket.ts';
 import type { AdminContext } from '../../admin/routes.ts';
 import type { RateLimiter } from '../../ratelimit/limiter.ts';
 import type { Phase } from '../phase.ts';
@@ -15,6 +16,7 @@ import { limitsPhase } from './limits.ts';
 import { bodyLimitPhase } from './body-limit.ts';
 import { affinityPhase } from './affinity.ts';
 import { altSvcPhase } from './alt-svc.ts';
+import { websocketPhase } from './websocket.ts';
 import { proxyPhase } from './proxy.ts';
 import { compressionPhase } from './compression.ts';
 import { accessLogPhase } from './access-log.ts';
@@ -25,6 +27,7 @@ export interface PhaseDeps {
   shard: number;
   balancer: Balancer;
   forwarder: Forwarder;
+  websockets: WebSocketProxy;
   admin: AdminContext;
   limiter: RateLimiter;
   logger: Logger;
@@ -41,6 +44,7 @@ export function buildPhases(d: PhaseDeps): Phase[] {
     affinityPhase(d.balancer, d.config.loadBalancer.sessionPersistence), // response: Moodle session + affinity cookie
     altSvcPhase(d.config), // response: Alt-Svc h3
     compressionPhase(d.config, d.state), // response + body: br / zstd / gzip
+    websocketPhase(d.config, d.websockets), // WebSocket handshakes: tunnel to a backend (or 501 when off)
     proxyPhase(d.config, d.forwarder), // backend selection, header rewrite, forward with retry
     accessLogPhase(d.config, d.logger), // done: one line per request
   ];
