@@ -112,7 +112,7 @@ export interface Stats {
     versionNegotiations: number;
     dropped: { unknownCid: number; badHeader: number; initialTooShort: number; queueFull: number; badToken: number; shardError: number };
   };
-  /** WebSocket tunnels over all shards: open now, and opened since start (a restarted shard's own count starts over). */
+  /** WebSocket tunnels over all shards: open now, and opened since quiclb started (a shard restart loses its open ones). */
   webSockets: { open: number; opened: number };
   shardRestarts: number;
   /** Exceptions that escaped every per-request and per-connection boundary (each one is a bug, logged). */

@@ -5,7 +5,7 @@ import type { TransferListItem } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/types.ts';
 import { createLogger, lineBatcher } from '../shared/logger.ts';
-import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE, G_UNCAUGHT_ERRORS } from '../shared/state.ts';
+import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE, G_UNCAUGHT_ERRORS, WS_OPEN } from '../shared/state.ts';
 import { Balancer } from '../balancer/balancer.ts';
 import { SessionTable } from '../balancer/session-table.ts';
 import { Forwarder } from '../proxy/forward.ts';
@@ -50,6 +50,8 @@ const balancer = new Balancer({
 const latency = new LatencyRecorder();
 const forwarder = new Forwarder({ config, state, balancer, logger, latency });
 const websockets = new WebSocketProxy({ config, state, balancer, logger, shard, latency });
+// A restarted shard's tunnels died with its previous incarnation.
+state.setWebSocketCounter(shard, WS_OPEN, 0n);
 const limits = frontendLimits(config);
 // Per-client limits, shared with every other shard through the primary's tables (src/ratelimit).
 const limiter = RateLimiter.attach(init.rateLimit, config);

@@ -211,4 +211,8 @@ export class SharedState {
   addWebSocketCounter(shard: number, field: number, delta = 1n): void {
     Atomics.add(this.counters, WEBSOCKET_COUNTERS_AT + shard * WS_COUNTERS + field, delta);
   }
+
+  setWebSocketCounter(shard: number, field: number, value: bigint): void {
+    Atomics.store(this.counters, WEBSOCKET_COUNTERS_AT + shard * WS_COUNTERS + field, value);
+  }
 }

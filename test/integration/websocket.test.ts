@@ -16,6 +16,13 @@ import { getJson } from '../support/http-client.ts';
 import { H3Connection } from '../../bench/lib/h3-client.ts';
 import { freePort } from '../../bench/lib/procs.ts';
 import { rng } from '../support/seeded-random.ts';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { startPrimary } from '../../src/primary/primary.ts';
+import { validateConfig } from '../../src/config/load.ts';
+import { WS_OPEN, WS_OPENED } from '../../src/shared/state.ts';
 
 const SIZES = [1, 125, 126, 65_535, 65_536, 1024 * 1024];
 
@@ -586,4 +593,34 @@ describe('graceful shutdown', () => {
     h2.close();
     conn.close();
   });
+});
+
+test('a shard that dies loses its tunnels: the restarted shard counts none open, the opened total stays', { timeout: 60_000 }, async () => {
+  const be = await startWsBackend();
+  const config = validateConfig({
+    server: { httpPort: await freePort(), httpsPort: await freePort(), bindAddress: '127.0.0.1', shutdownTimeout: '1s' },
+    tls: { stateDir: path.join(await mkdtemp(path.join(tmpdir(), 'quiclb-ws-restart-')), 'state') },
+    quic: { enabled: false },
+    healthCheck: { enabled: false },
+    logging: { level: 'silent', accessLog: false },
+    loadBalancer: { backendServers: [{ id: 'ws', host: '127.0.0.1', port: be.port }] },
+  });
+  const primary = await startPrimary({ config, workers: 1, logger: pino({ level: 'silent' }) });
+  try {
+    const c = await undiciOpen(`ws://127.0.0.1:${config.server.httpPort}/echo`);
+    c.ws.send('before');
+    assert.equal(await c.next(), 'before');
+    assert.equal(primary.state.webSocketCounter(0, WS_OPEN), 1n);
+    await primary.supervisor.kill(0);
+    assert.equal((await c.closed).code, 1006, 'the client saw its connection drop');
+    const deadline = Date.now() + 15_000;
+    while (!(primary.supervisor.alive(0) && primary.state.webSocketCounter(0, WS_OPEN) === 0n)) {
+      assert.ok(Date.now() < deadline, 'the restarted shard starts with no open tunnel');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(primary.state.webSocketCounter(0, WS_OPENED), 1n);
+  } finally {
+    await primary.stop();
+    await be.close();
+  }
 });
