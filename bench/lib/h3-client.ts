@@ -72,6 +72,10 @@ export interface H3RequestOptions {
   endStream?: boolean;
   /** Do not read the response until H3Stream.pauseReading(false): quiche's flow control then holds the server. */
   paused?: boolean;
+  /** Called with the final response's status and fields as soon as they arrive (before the body). */
+  onResponseHead?: (status: number, headers: Array<[string, string]>) => void;
+  /** Called with each DATA payload as it arrives (a copy), for streams that carry more than a body (WebSocket, RFC 9220). */
+  onData?: (chunk: Buffer) => void;
 }
 
 /** One request stream, for tests that act on it while it runs (send more, reset, stop reading). */
@@ -123,6 +127,8 @@ interface PendingRequest {
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | undefined;
   paused: boolean;
+  onResponseHead: ((status: number, headers: Array<[string, string]>) => void) | undefined;
+  onData: ((chunk: Buffer) => void) | undefined;
 }
 
 interface PeerUniStream {
@@ -305,6 +311,8 @@ export class H3Connection {
           reject,
           timer: undefined,
           paused: opts.paused === true,
+          onResponseHead: opts.onResponseHead,
+          onData: opts.onData,
         };
         // The first write opens the stream; StreamLimit means the peer's MAX_STREAMS is used up: wait for credit.
         if (!this.writeStream(req, true)) {
@@ -467,10 +475,12 @@ export class H3Connection {
           if (status && Number(status[1]) >= 200) {
             req.status = Number(status[1]);
             req.headers = fields;
+            req.onResponseHead?.(req.status, fields);
           } else if (status) req.interim.push(Number(status[1]));
         } else if (f.kind === 'data') {
           req.bytes += f.payload.length;
           if (req.chunks) req.chunks.push(Buffer.from(f.payload));
+          if (req.onData && f.payload.length > 0) req.onData(Buffer.from(f.payload));
         }
       }
       if (fin) {

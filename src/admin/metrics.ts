@@ -25,6 +25,8 @@ import {
   S_CONNECTIONS,
   S_QUIC_CONNECTIONS,
   SC_CONNECTIONS_TOTAL,
+  WS_OPEN,
+  WS_OPENED,
   SC_REQUESTS,
   slotAt,
 } from '../shared/state.ts';
@@ -149,6 +151,8 @@ export function renderMetrics(input: StatsInput): string {
   out.family('quiclb_shard_quic_connections', 'gauge', 'Open QUIC connections per shard.', perShard((s) => state.shardGauge(s, S_QUIC_CONNECTIONS)));
   out.family('quiclb_shard_requests_total', 'counter', 'Requests served per shard.', perShard((s) => state.shardCounter(s, SC_REQUESTS)));
   out.family('quiclb_shard_connections_total', 'counter', 'Client connections accepted per shard.', perShard((s) => state.shardCounter(s, SC_CONNECTIONS_TOTAL)));
+  out.family('quiclb_websocket_tunnels', 'gauge', 'WebSocket tunnels open per shard.', perShard((s) => state.webSocketCounter(s, WS_OPEN)));
+  out.family('quiclb_websocket_tunnels_opened_total', 'counter', 'WebSocket tunnels opened per shard.', perShard((s) => state.webSocketCounter(s, WS_OPENED)));
 
   // The remaining global counters, by their state.ts names: quic_dropped_* become one family with a
   // reason label; the protocol request counters were exported above.

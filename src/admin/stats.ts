@@ -38,6 +38,8 @@ import {
   S_QUIC_CONNECTIONS,
   SC_REQUESTS,
   slotAt,
+  WS_OPEN,
+  WS_OPENED,
   type SharedState,
 } from '../shared/state.ts';
 import { initialConfigStatus, type ConfigStatus } from '../config/status.ts';
@@ -96,6 +98,8 @@ export interface ShardStats {
   connections: number;
   quicConnections: number;
   requests: number;
+  /** WebSocket tunnels open on this shard now, and opened since it started (src/proxy/websocket.ts). */
+  webSockets: { open: number; opened: number };
 }
 
 export interface Stats {
@@ -122,6 +126,8 @@ export interface Stats {
     versionNegotiations: number;
     dropped: { unknownCid: number; badHeader: number; initialTooShort: number; queueFull: number; badToken: number; shardError: number };
   };
+  /** WebSocket tunnels over all shards: open now, and opened since quiclb started (a shard restart loses its open ones). */
+  webSockets: { open: number; opened: number };
   shardRestarts: number;
   /** Exceptions that escaped every per-request and per-connection boundary (each one is a bug, logged). */
   uncaughtErrors: number;
@@ -178,6 +184,7 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
       connections: state.shardGauge(s, S_CONNECTIONS),
       quicConnections: state.shardGauge(s, S_QUIC_CONNECTIONS),
       requests: Number(state.shardCounter(s, SC_REQUESTS)),
+      webSockets: { open: Number(state.webSocketCounter(s, WS_OPEN)), opened: Number(state.webSocketCounter(s, WS_OPENED)) },
     });
   }
   return {
@@ -205,6 +212,10 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
         badToken: g(G_DROP_BAD_TOKEN),
         shardError: g(G_DROP_SHARD_ERROR),
       },
+    },
+    webSockets: {
+      open: shards.reduce((n, s) => n + s.webSockets.open, 0),
+      opened: shards.reduce((n, s) => n + s.webSockets.opened, 0),
     },
     shardRestarts: g(G_SHARD_RESTARTS),
     uncaughtErrors: g(G_UNCAUGHT_ERRORS),

@@ -28,6 +28,12 @@ export interface FrontendLimits {
   resetWindowMs: number;
   /** Concurrent streams a client may open per HTTP/2 connection. */
   maxConcurrentStreams: number;
+  /**
+   * WebSocket over HTTP/2 and HTTP/3 (websocket.enabled): SETTINGS_ENABLE_CONNECT_PROTOCOL is sent and
+   * extended CONNECT with `:protocol websocket` accepted (RFC 8441, RFC 9220). Off: neither is offered, and
+   * a `:protocol` is malformed as before.
+   */
+  extendedConnect: boolean;
 }
 
 export function frontendLimits(config: Config): FrontendLimits {
@@ -44,5 +50,6 @@ export function frontendLimits(config: Config): FrontendLimits {
     maxResetsPerClientPerWindow: 800,
     resetWindowMs: 10_000,
     maxConcurrentStreams: 128,
+    extendedConnect: config.websocket.enabled,
   };
 }

@@ -17,12 +17,13 @@ import {
   streamError,
 } from './errors.ts';
 import { FrameReader, type H3Frame, encodeDataFrameHeader, encodeGoawayFrame, encodeSettingsFrame } from './frames.ts';
-import { validateRequestHeaders, validateTrailers } from './message-validation.ts';
+import { type RequestRules, validateRequestHeaders, validateTrailers } from './message-validation.ts';
 import { type FieldList, QpackDecoder, type UnblockedSection } from './qpack/decoder.ts';
 import { PeerDecoderStreamReader } from './qpack/decoder-stream.ts';
 import { FieldSectionWriter } from './qpack/encoder.ts';
 import {
   type PeerSettings,
+  SETTINGS_ENABLE_CONNECT_PROTOCOL,
   SETTINGS_MAX_FIELD_SECTION_SIZE,
   SETTINGS_QPACK_BLOCKED_STREAMS,
   SETTINGS_QPACK_MAX_TABLE_CAPACITY,
@@ -47,6 +48,11 @@ export interface H3ConnectionOptions {
   qpackBlockedStreams?: number;
   /** Most field lines in one request header section (default: only the size limit applies). */
   maxFieldLines?: number;
+  /**
+   * Send SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 and accept extended CONNECT (RFC 9220: WebSocket over
+   * HTTP/3). Default false: `:protocol` is then malformed.
+   */
+  enableConnectProtocol?: boolean;
 }
 
 export interface H3Events {
@@ -157,6 +163,7 @@ export class H3ServerConnection {
   private readonly qpackMaxTableCapacity: number;
   private readonly qpackBlockedStreams: number;
   private readonly maxFramePayload: number;
+  private readonly requestRules: RequestRules;
   private readonly decoder: QpackDecoder;
   private readonly peerDecoderStream = new PeerDecoderStreamReader();
   private readonly writer = new FieldSectionWriter();
@@ -180,6 +187,7 @@ export class H3ServerConnection {
     this.maxFieldSectionSize = opts.maxFieldSectionSize ?? 16384;
     this.qpackMaxTableCapacity = opts.qpackMaxTableCapacity ?? 4096;
     this.qpackBlockedStreams = opts.qpackBlockedStreams ?? 16;
+    this.requestRules = { extendedConnect: opts.enableConnectProtocol === true };
     // An encoded section can exceed its decoded size (Huffman codes up to 30 bits per byte): allow 4x.
     this.maxFramePayload = Math.max(16384, 4 * this.maxFieldSectionSize);
     this.decoder = new QpackDecoder({
@@ -224,11 +232,14 @@ export class H3ServerConnection {
   start(): void {
     if (this.started) return;
     this.started = true;
-    const settings = encodeSettingsFrame([
+    const list: Array<[number, number]> = [
       [SETTINGS_QPACK_MAX_TABLE_CAPACITY, this.qpackMaxTableCapacity],
       [SETTINGS_MAX_FIELD_SECTION_SIZE, this.maxFieldSectionSize],
       [SETTINGS_QPACK_BLOCKED_STREAMS, this.qpackBlockedStreams],
-    ]);
+    ];
+    // RFC 9220 §3: extended CONNECT (WebSocket) is offered only through this setting.
+    if (this.requestRules.extendedConnect) list.push([SETTINGS_ENABLE_CONNECT_PROTOCOL, 1]);
+    const settings = encodeSettingsFrame(list);
     const control = new Uint8Array(1 + settings.length);
     control[0] = UNI_CONTROL;
     control.set(settings, 1);
@@ -389,7 +400,7 @@ export class H3ServerConnection {
 
   private deliverSection(st: RequestStream, fields: FieldList): void {
     if (st.phase === P_HEADERS) {
-      const info = validateRequestHeaders(fields);
+      const info = validateRequestHeaders(fields, this.requestRules);
       st.contentLength = info.contentLength;
       st.phase = P_BODY;
       this.stats.requests++;

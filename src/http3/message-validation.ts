@@ -1,5 +1,5 @@
 // Validation of decoded request header and trailer sections (RFC 9114 §4.1.2 malformed messages, §4.2 field
-// rules, §4.3.1 request pseudo-headers, §4.4 CONNECT). Every violation is a stream error of type H3_MESSAGE_ERROR:
+// rules, §4.3.1 request pseudo-headers, §4.4 CONNECT, RFC 9220 extended CONNECT). Every violation is a stream error of type H3_MESSAGE_ERROR:
 // RFC 9114 §4.1.2 makes that the required answer (a 400 first is optional), and an intermediary must not
 // forward a malformed request, so none of these reaches the pipeline or a backend.
 //
@@ -16,7 +16,16 @@ import type { FieldList } from './qpack/decoder.ts';
 export interface RequestInfo {
   method: string;
   contentLength: number;
+  /** :protocol of an extended CONNECT (RFC 9220), else undefined. */
+  protocol: string | undefined;
 }
+
+export interface RequestRules {
+  /** We sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, so :protocol is allowed on CONNECT (RFC 9220 §3). */
+  extendedConnect: boolean;
+}
+
+const NO_EXTENDED_CONNECT: RequestRules = { extendedConnect: false };
 
 function malformed(reason: string): H3Error {
   return streamError(H3_MESSAGE_ERROR, `malformed message: ${reason}`);
@@ -108,8 +117,9 @@ function mergeContentLength(previous: number, value: string): number {
 }
 
 /** Validates a request header section (pseudo-headers first, in order). Throws H3Error(H3_MESSAGE_ERROR). */
-export function validateRequestHeaders(fields: FieldList): RequestInfo {
+export function validateRequestHeaders(fields: FieldList, rules: RequestRules = NO_EXTENDED_CONNECT): RequestInfo {
   let method: string | null = null;
+  let protocol: string | null = null;
   let scheme: string | null = null;
   let authority: string | null = null;
   let path: string | null = null;
@@ -140,8 +150,15 @@ export function validateRequestHeaders(fields: FieldList): RequestInfo {
           if (path !== null) throw malformed('duplicate :path');
           path = value;
           break;
+        case ':protocol':
+          // RFC 9220 §3 (RFC 8441 §4): only after we sent SETTINGS_ENABLE_CONNECT_PROTOCOL (websocket.enabled).
+          if (!rules.extendedConnect) throw malformed(':protocol without SETTINGS_ENABLE_CONNECT_PROTOCOL');
+          if (protocol !== null) throw malformed('duplicate :protocol');
+          if (!isToken(value, TOKEN_CHAR)) throw malformed('invalid :protocol');
+          protocol = value;
+          break;
         default:
-          // :status is response-only; :protocol needs SETTINGS_ENABLE_CONNECT_PROTOCOL, which we do not send.
+          // :status is response-only.
           throw malformed(`pseudo-header ${name} not allowed in a request`);
       }
       continue;
@@ -156,12 +173,15 @@ export function validateRequestHeaders(fields: FieldList): RequestInfo {
   }
   if (method === null) throw malformed('missing :method');
   if (!isToken(method, TOKEN_CHAR)) throw malformed('invalid :method');
-  if (method === 'CONNECT') {
+  if (protocol !== null && method !== 'CONNECT') throw malformed(':protocol on a request other than CONNECT');
+  if (method === 'CONNECT' && protocol === null) {
     // RFC 9114 §4.4: CONNECT carries :authority only.
     if (scheme !== null || path !== null) throw malformed('CONNECT with :scheme or :path');
     if (authority === null || authority.length === 0) throw malformed('CONNECT without :authority');
-    return { method, contentLength };
+    return { method, contentLength, protocol: undefined };
   }
+  // From here a request with :scheme and :path: every method, and extended CONNECT (RFC 8441 §4: :scheme
+  // and :path are required, :authority names the origin as for any request).
   if (scheme === null) throw malformed('missing :scheme');
   if (scheme !== 'https' && scheme !== 'http') throw malformed(`:scheme ${JSON.stringify(scheme)} is not served here`);
   if (path === null) throw malformed('missing :path');
@@ -174,7 +194,8 @@ export function validateRequestHeaders(fields: FieldList): RequestInfo {
   if (authority !== null && !isValidAuthority(authority)) throw malformed('invalid :authority');
   if (host !== null && !isValidAuthority(host)) throw malformed('invalid host');
   if (authority !== null && host !== null && authority !== host) throw malformed(':authority and host differ');
-  return { method, contentLength };
+  if (protocol !== null && (authority === null || authority.length === 0)) throw malformed('extended CONNECT without :authority');
+  return { method, contentLength, protocol: protocol ?? undefined };
 }
 
 /** Validates a trailer section: no pseudo-headers, same field rules as headers. */

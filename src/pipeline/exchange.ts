@@ -1,6 +1,6 @@
 // The per-request context every phase reads and writes (Pingora's CTX): the request and its response,
 // what was decided about it (backend, attempts, status), and the cookies, parsed once when first asked.
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { BodySink, FrontRequest, FrontResponse, HeaderList } from '../shared/http-types.ts';
 import type { Backend } from '../balancer/backend.ts';
 import { parseCookies } from '../balancer/affinity.ts';
@@ -9,6 +9,8 @@ import type { ExchangeCache } from './exchange-cache.ts';
 /** The response filters and body filters the pipeline runs on every answer (see pipeline.ts). */
 export interface ResponsePath {
   respond(ex: Exchange, status: number, headers: HeaderList): BodySink;
+  /** The response filters alone, for an answer without a body (a WebSocket's 101). */
+  filterHead(ex: Exchange, head: { status: number; headers: HeaderList }): void;
 }
 
 export class Exchange {
@@ -52,6 +54,21 @@ export class Exchange {
   respond(status: number, headers: HeaderList): BodySink {
     this.status = status;
     return this.path.respond(this, status, headers);
+  }
+
+  /**
+   * Accepts a WebSocket handshake (req.upgrade): the backend's 101 head passes the response filters (the
+   * affinity cookie; no body filter, there is no body) and the frontend switches the client over
+   * (FrontResponse.upgrade). Returns the client's byte stream. Throws when the frontend cannot switch.
+   */
+  upgrade(headers: HeaderList): Duplex {
+    const upgrade = this.res.upgrade;
+    if (upgrade === undefined) throw new Error(`${this.req.protocol} frontend cannot switch to WebSocket`);
+    const head = { status: 101, headers };
+    this.path.filterHead(this, head);
+    // What the client sees: 101 on HTTP/1.1, 200 on HTTP/2 and HTTP/3 (RFC 8441 §5, RFC 9220 §3).
+    this.status = this.req.protocol === 'HTTP/1.1' ? 101 : 200;
+    return upgrade.call(this.res, head.headers);
   }
 
   /** `cb` runs if the response is broken off, by quiclb (abort) or by the client leaving: body filters free their state. */

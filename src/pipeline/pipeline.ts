@@ -72,6 +72,16 @@ export class Pipeline implements ResponsePath {
 
   respond(ex: Exchange, status: number, headers: HeaderList): BodySink {
     const head: ResponseHead = { status, headers };
+    this.filterHead(ex, head);
+    ex.status = head.status;
+    let sink = ex.res.respond(head.status, head.headers);
+    // Body bytes flow through the phases in their order (compression before cache store: the cache keeps
+    // what the client gets), so the last phase's filter sits next to the client and is wrapped first.
+    for (let i = this.bodyHooks.length - 1; i >= 0; i--) sink = this.bodyHooks[i].body!(ex, head, sink);
+    return sink;
+  }
+
+  filterHead(ex: Exchange, head: ResponseHead): void {
     for (let i = 0; i < this.responseHooks.length; i++) {
       try {
         this.responseHooks[i].response!(ex, head);
@@ -80,12 +90,6 @@ export class Pipeline implements ResponsePath {
         this.logger.error({ err, phase: this.responseHooks[i].name }, 'response filter failed');
       }
     }
-    ex.status = head.status;
-    let sink = ex.res.respond(head.status, head.headers);
-    // Body bytes flow through the phases in their order (compression before cache store: the cache keeps
-    // what the client gets), so the last phase's filter sits next to the client and is wrapped first.
-    for (let i = this.bodyHooks.length - 1; i >= 0; i--) sink = this.bodyHooks[i].body!(ex, head, sink);
-    return sink;
   }
 
   private fail(ex: Exchange, err: unknown): void {

@@ -47,6 +47,17 @@ export function filterInterimContinue(socket: net.Socket): void {
   };
 }
 
+/**
+ * Gives `socket` its own read() and write() back (after a WebSocket upgrade): the bytes that follow a 101
+ * belong to the tunnel, and not one of them may be taken for an HTTP response head.
+ */
+export function releaseInterimFilter(socket: net.Socket): void {
+  const s = socket as Filtered;
+  if (Object.hasOwn(s, 'read')) delete (s as Partial<Filtered>).read;
+  if (Object.hasOwn(s, 'write')) delete (s as Partial<Filtered>).write;
+  s.awaitingHead = false;
+}
+
 /** An undici `connect` function whose sockets drop unsolicited 100 Continue responses. */
 export function interimFilteringConnector(options: buildConnector.BuildOptions): buildConnector.connector {
   const connect = buildConnector(options);

@@ -3,7 +3,13 @@
 //
 // What this layer owns, as every frontend does (src/shared/http-types.ts):
 //   - malformed requests and oversized header sections never reach the pipeline (the HTTP/3 layer
-//     validates; 431 for a section over server.maxHeaderSize, 501 for CONNECT);
+//     validates; 431 for a section over server.maxHeaderSize, 501 for CONNECT and for an extended CONNECT
+//     other than WebSocket);
+//   - WebSocket (RFC 9220, with websocket.enabled): SETTINGS_ENABLE_CONNECT_PROTOCOL is offered, and an
+//     extended CONNECT with :protocol websocket goes to the pipeline as a GET with upgrade 'websocket'.
+//     Once the proxy accepts it (upgrade(): 200), the stream's DATA frames carry the WebSocket both ways
+//     (src/quic/h3-tunnel.ts); a tunnel has no read or write timeout (websocket.idleTimeout applies) and
+//     its end by the client is no reset;
 //   - server.readTimeout: a stream whose header section is not complete that long after it opened, or
 //     whose body pauses that long (while we are reading it), is reset; server.writeTimeout: a response
 //     that makes no progress into quiche that long (the client stopped reading) is reset;
@@ -34,6 +40,7 @@ import { StreamWriter } from './stream-writer.ts';
 import { toQuicError, type QuicError } from './errors.ts';
 import { H3RequestStream, MAX_BUFFERED_RESPONSE, type StreamHost } from './h3-request-stream.ts';
 import { RequestBody } from './h3-request-body.ts';
+import type { H3Tunnel } from './h3-tunnel.ts';
 import { requestHead } from './h3-request-head.ts';
 import { ResetWindow, type ClientResetLimiter } from './reset-limiter.ts';
 
@@ -120,7 +127,11 @@ export class H3Frontend implements QuicApp, StreamHost {
         onConnectionError: (code, reason) => this.closeConnection(code, reason),
       },
       // RFC 9114 §4.2.2: server.maxHeaderSize is advertised as SETTINGS_MAX_FIELD_SECTION_SIZE and enforced.
-      { maxFieldSectionSize: opts.limits.maxHeaderSize, maxFieldLines: opts.limits.maxHeaderCount },
+      {
+        maxFieldSectionSize: opts.limits.maxHeaderSize,
+        maxFieldLines: opts.limits.maxHeaderCount,
+        enableConnectProtocol: opts.limits.extendedConnect,
+      },
     );
     this.h3.start();
     this.pumpUni();
@@ -154,6 +165,9 @@ export class H3Frontend implements QuicApp, StreamHost {
     if (this.dead) return;
     const { readTimeoutMs, writeTimeoutMs } = this.opts.limits;
     for (const s of this.requests.values()) {
+      // A WebSocket waiting for the backend's answer sends nothing; a tunnel has websocket.idleTimeout instead.
+      // (A refused one is a request like any other again: what the client still sends is discarded, timed.)
+      if (s.tunnel || (s.websocket && s.dispatched && !s.headersSent)) continue;
       if (readTimeoutMs > 0 && !s.readDone && !s.paused && now - s.readAt > readTimeoutMs) this.readTimedOut(s);
       else if (writeTimeoutMs > 0 && s.headersSent && !s.writer.idle && now - s.writeAt > writeTimeoutMs) this.writeTimedOut(s);
       if (this.dead) return;
@@ -221,6 +235,16 @@ export class H3Frontend implements QuicApp, StreamHost {
     s.paused = false;
     s.readAt = performance.now();
     this.kick();
+  }
+
+  startTunnel(s: H3RequestStream, tunnel: H3Tunnel): void {
+    s.body = tunnel;
+    const early = s.early;
+    s.early = undefined;
+    // DATA the client sent before our 200 (held, with reading paused) is the tunnel's first bytes.
+    if (early !== undefined) for (const c of early) tunnel.push(c);
+    if (s.ended) tunnel.push(null);
+    if (s.paused) this.resumeBody(s);
   }
 
   // ---- reading -------------------------------------------------------------------------------
@@ -344,7 +368,15 @@ export class H3Frontend implements QuicApp, StreamHost {
       (s.early ??= []).push(chunk);
       return;
     }
-    if (s.body === null) return;
+    if (s.body === null) {
+      if (s.websocket && !s.headersSent) {
+        // A WebSocket's first bytes before the backend accepted it: kept for the tunnel, and the stream is
+        // not read further until then (flow control bounds what the client can send meanwhile).
+        (s.early ??= []).push(chunk);
+        s.paused = true;
+      }
+      return;
+    }
     try {
       // In flowing mode push() runs the consumer's 'data' listeners right here: one that throws fails its
       // own request, not the connection.
@@ -411,15 +443,21 @@ export class H3Frontend implements QuicApp, StreamHost {
     const head = requestHead(s.fields as Array<[string, string]>);
     s.fields = undefined;
     if (head.method === 'CONNECT') {
-      // RFC 9114 §4.4: quiclb is no tunnel; 501 (RFC 9110 §15.6.2) before anything past this layer sees it.
-      this.refuse(s, 501, s.finSeen);
-      return;
+      if (head.protocol !== 'websocket') {
+        // RFC 9114 §4.4: quiclb is no tunnel; 501 (RFC 9110 §15.6.2) before anything past this layer sees
+        // it. The same for an extended CONNECT (RFC 9220) for any protocol but WebSocket.
+        this.refuse(s, 501, s.finSeen);
+        return;
+      }
+      // RFC 9220 §3: a WebSocket handshake; every frontend hands it on as a GET with upgrade 'websocket'.
+      head.method = 'GET';
+      s.websocket = true;
     }
     s.dispatched = true;
     s.isHead = head.method === 'HEAD';
-    const early = s.early;
-    s.early = undefined;
-    if (!(s.ended && early === undefined)) {
+    const early = s.websocket ? undefined : s.early;
+    if (!s.websocket) s.early = undefined;
+    if (!s.websocket && !(s.ended && early === undefined)) {
       const body = new RequestBody(s);
       s.body = body;
       if (early !== undefined) for (const c of early) if (!body.push(c)) s.paused = true;
@@ -440,6 +478,7 @@ export class H3Frontend implements QuicApp, StreamHost {
       connectionKey: this.qc.key,
       shard: this.opts.shard,
     };
+    if (s.websocket) req.upgrade = 'websocket';
     try {
       this.opts.onRequest(req, s);
     } catch (err) {
@@ -471,7 +510,7 @@ export class H3Frontend implements QuicApp, StreamHost {
     // is never returned (measured: a reset stream whose sending side stays open is never collected).
     if (!s.writer.finSent) this.shutdown(s.id, SHUTDOWN_WRITE, H3_REQUEST_CANCELLED);
     this.shutdown(s.id, SHUTDOWN_READ, H3_REQUEST_CANCELLED);
-    if (!s.writer.finSent) this.countReset();
+    if (!s.writer.finSent && !s.tunnel) this.countReset();
     this.clientGone(s, new Error(`client reset the request stream (${h3ErrorName(code)})`));
     s.readDone = true;
     this.kick();
@@ -480,7 +519,7 @@ export class H3Frontend implements QuicApp, StreamHost {
   /** The client asked us to stop sending the response (STOP_SENDING), or quiche freed the stream for it. */
   private onClientStop(s: H3RequestStream, e: QuicError): void {
     if (s.closed) return;
-    if (!s.writer.finSent) this.countReset();
+    if (!s.writer.finSent && !s.tunnel) this.countReset();
     if (s.closed) return; // the connection was closed for it
     if (!s.readDone) this.stopRead(s, H3_REQUEST_CANCELLED);
     else this.h3.streamReset(s.id, H3_REQUEST_CANCELLED);
@@ -539,7 +578,9 @@ export class H3Frontend implements QuicApp, StreamHost {
     this.lastProbe = now;
     const conn = this.qc.conn;
     for (const s of this.requests.values()) {
-      if (!s.dispatched || s.writer.finSent || s.writer.hasPendingData) continue;
+      // A tunnel learns of a STOP_SENDING at its next write, and of a reset when it reads: no probe per
+      // long-lived WebSocket every 20 ms.
+      if (!s.dispatched || s.tunnel || s.writer.finSent || s.writer.hasPendingData) continue;
       try {
         conn.streamCapacity(s.id);
       } catch (err) {

@@ -9,12 +9,15 @@ export interface RequestHead {
   authority: string;
   path: string;
   headers: HeaderList;
+  /** :protocol of an extended CONNECT (RFC 9220), else ''. */
+  protocol: string;
 }
 
 export function requestHead(fields: ReadonlyArray<[string, string]>): RequestHead {
   let method = '';
   let path = '';
   let authority = '';
+  let protocol = '';
   let hasHost = false;
   const headers: HeaderList = [];
   for (let i = 0; i < fields.length; i++) {
@@ -24,6 +27,7 @@ export function requestHead(fields: ReadonlyArray<[string, string]>): RequestHea
       if (name === ':method') method = f[1];
       else if (name === ':path') path = f[1];
       else if (name === ':authority') authority = f[1];
+      else if (name === ':protocol') protocol = f[1];
       continue;
     }
     if (name === 'host') {
@@ -34,5 +38,5 @@ export function requestHead(fields: ReadonlyArray<[string, string]>): RequestHea
   }
   // The common case: the client sent :authority only.
   if (!hasHost && authority !== '') headers.unshift(['host', authority]);
-  return { method, authority, path, headers };
+  return { method, authority, path, headers, protocol };
 }

@@ -3,12 +3,14 @@
 // request. Writes only queue bytes on the StreamWriter and mark the stream for the frontend, which moves
 // everything a turn produced into quiche at once (src/quic/h3-frontend.ts).
 import type { Logger } from 'pino';
+import type { Duplex, Readable } from 'node:stream';
 import type { BodySink, FrontResponse, HeaderList } from '../shared/http-types.ts';
 import { dropRepeatedSingleValueFields } from '../shared/single-value-fields.ts';
 import { encodeDataFrameHeader } from '../http3/frames.ts';
 import type { FieldList } from '../http3/qpack/decoder.ts';
 import { StreamWriter } from './stream-writer.ts';
-import { RequestBody, type BodySource } from './h3-request-body.ts';
+import type { BodySource } from './h3-request-body.ts';
+import { H3Tunnel } from './h3-tunnel.ts';
 
 /** Response bytes queued per stream before write() asks the caller to wait for onDrain (about a stream window). */
 export const MAX_BUFFERED_RESPONSE = 256 * 1024;
@@ -31,9 +33,11 @@ export interface StreamHost {
   abortResponse(s: H3RequestStream, reason?: Error): void;
   /** The body Readable wants more: resume reading the stream. */
   resumeBody(s: H3RequestStream): void;
+  /** A WebSocket was accepted (upgrade()): the client's bytes go to `tunnel` from now on. */
+  startTunnel(s: H3RequestStream, tunnel: H3Tunnel): void;
 }
 
-export type H3ResponseErrorCode = 'QUICLB_H3_RESPOND_TWICE';
+export type H3ResponseErrorCode = 'QUICLB_H3_RESPOND_TWICE' | 'QUICLB_H3_NOT_UPGRADABLE' | 'QUICLB_H3_STREAM_GONE';
 
 export class H3ResponseError extends Error {
   readonly code: H3ResponseErrorCode;
@@ -67,7 +71,12 @@ export class H3RequestStream implements FrontResponse, BodySink, BodySource {
   refused = false;
   /** Body chunks that arrived before dispatch (same read turn). */
   early: Uint8Array[] | undefined = undefined;
-  body: RequestBody | null = null;
+  /** The request body (RequestBody), or the WebSocket tunnel (H3Tunnel) once upgrade() accepted one. */
+  body: Readable | null = null;
+  /** An extended CONNECT for a WebSocket (RFC 9220): no read timeout; DATA waits in `early` until upgrade(). */
+  websocket = false;
+  /** upgrade() made this stream a WebSocket tunnel: no timeouts, and its end is no client reset. */
+  tunnel = false;
   /** Not read from quiche because the body Readable is full. */
   paused = false;
   /** Not read from quiche because the header section waits for QPACK inserts. */
@@ -140,6 +149,23 @@ export class H3RequestStream implements FrontResponse, BodySink, BodySource {
     } catch (err) {
       this.host.logger.warn({ err, streamId: this.id, status }, 'HTTP/3 interim response dropped');
     }
+  }
+
+  /**
+   * Accepts a WebSocket (extended CONNECT, RFC 9220 §3): 200 with the backend's fields, then DATA frames
+   * carry the WebSocket bytes both ways through the returned Duplex.
+   */
+  upgrade(headers: HeaderList): Duplex {
+    if (this.headersSent || !this.websocket) {
+      throw new H3ResponseError('QUICLB_H3_NOT_UPGRADABLE', `HTTP/3 stream ${this.id} is no WebSocket handshake waiting for its answer`);
+    }
+    if (this.closed) throw new H3ResponseError('QUICLB_H3_STREAM_GONE', `HTTP/3 stream ${this.id} is gone: the client went away`);
+    this.respond(200, headers);
+    if (this.closed) throw new H3ResponseError('QUICLB_H3_STREAM_GONE', `HTTP/3 stream ${this.id} was reset: its response headers could not be sent`);
+    this.tunnel = true;
+    const tunnel = new H3Tunnel(this);
+    this.host.startTunnel(this, tunnel);
+    return tunnel;
   }
 
   abort(reason?: Error): void {

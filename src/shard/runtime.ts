@@ -16,6 +16,7 @@ import { Pipeline } from '../pipeline/pipeline.ts';
 import { buildPhases } from '../pipeline/phases/index.ts';
 import { RateLimiter } from '../ratelimit/limiter.ts';
 import type { ResponseCache } from '../cache/cache.ts';
+import { WebSocketProxy } from '../proxy/websocket.ts';
 import type { LatencyRecorder } from '../admin/latency.ts';
 import type { ShardGeneration } from './messages.ts';
 
@@ -46,6 +47,8 @@ export interface RequestPath {
   limiter: RateLimiter;
   pipeline: Pipeline;
   pools: PoolLease;
+  /** This generation's WebSocket tunnels (they keep the generation running until they close). */
+  websockets: WebSocketProxy;
 }
 
 export class ShardRuntime {
@@ -83,6 +86,7 @@ export class ShardRuntime {
     const pools = this.pools.lease(balancer.backends, config);
     try {
       const forwarder = new Forwarder({ config, state, balancer, logger, latency, pools });
+      const websockets = new WebSocketProxy({ config, state, balancer, logger, shard: this.opts.shard, latency });
       const pipeline = new Pipeline(
         buildPhases({
           config,
@@ -93,6 +97,7 @@ export class ShardRuntime {
           logger,
           limiter,
           cache: this.opts.cache,
+          websockets,
           admin: {
             config,
             slots: next.slots,
@@ -109,7 +114,7 @@ export class ShardRuntime {
         }),
         logger,
       );
-      return { generation: next.generation, config, slots: next.slots, balancer, limiter, pipeline, pools };
+      return { generation: next.generation, config, slots: next.slots, balancer, limiter, pipeline, pools, websockets };
     } catch (err) {
       void pools.release();
       throw err;
@@ -129,6 +134,7 @@ export class ShardRuntime {
     void old.pipeline.drain().then(() => {
       this.retiring.delete(old);
       void old.pools.release();
+      void old.websockets.close();
       this.opts.onDrained(this.oldestRunning());
     });
   }
@@ -141,7 +147,16 @@ export class ShardRuntime {
   }
 
   /** Shutdown: every pool closes once its requests ended. */
+  /**
+   * Shutdown, past the drain timeout: every open WebSocket tunnel of every generation gets a close frame
+   * (1001 Going Away) and `graceMs` to take it (WebSockets never end on their own).
+   */
+  async closeTunnels(graceMs: number): Promise<void> {
+    await Promise.all([this.path, ...this.retiring].map((p) => p.websockets.closeAll(graceMs)));
+  }
+
   async close(): Promise<void> {
+    await Promise.all([this.path, ...this.retiring].map((p) => p.websockets.close()));
     await this.pools.close();
   }
 }

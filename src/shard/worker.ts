@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { TransferListItem } from 'node:worker_threads';
 import type { ConfigStatus } from '../config/status.ts';
 import { createLogger, lineBatcher } from '../shared/logger.ts';
-import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE, G_UNCAUGHT_ERRORS } from '../shared/state.ts';
+import { SharedState, S_CONNECTIONS, SC_CONNECTIONS_TOTAL, G_TCP_CONNECTIONS, S_ALIVE, G_UNCAUGHT_ERRORS, WS_OPEN } from '../shared/state.ts';
 import { PendingReplies } from '../shared/replies.ts';
 import { SessionTable } from '../balancer/session-table.ts';
 import { frontendLimits } from '../config/limits.ts';
@@ -68,6 +68,9 @@ function openCache(): ResponseCache | undefined {
     return undefined;
   }
 }
+
+// A restarted shard's tunnels died with its previous incarnation.
+state.setWebSocketCounter(shard, WS_OPEN, 0n);
 
 const runtime = new ShardRuntime(
   {
@@ -151,6 +154,9 @@ function apply(next: ShardGeneration): ApplyResult {
   }
 }
 
+/** How long WebSocket peers get to take quiclb's close frames at shutdown before their connections are cut. */
+const TUNNEL_CLOSE_GRACE_MS = 300;
+
 async function drainAndExit(timeoutMs: number): Promise<void> {
   tcp.drain();
   quic?.goaway();
@@ -158,6 +164,9 @@ async function drainAndExit(timeoutMs: number): Promise<void> {
   while (Date.now() < deadline && tcp.connectionCount() + (quic?.connectionCount() ?? 0) > 0) {
     await new Promise((r) => setTimeout(r, 50));
   }
+  // WebSockets never end on their own: past the drain timeout each peer gets a close frame (1001 Going
+  // Away) and a moment to take it, within the second the primary allows past the timeout.
+  await runtime.closeTunnels(TUNNEL_CLOSE_GRACE_MS);
   tcp.destroyAll();
   await quic?.close();
   await runtime.close();

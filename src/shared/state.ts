@@ -4,6 +4,7 @@
 //
 //   gauges  Int32Array     [backend gauges][shard gauges]
 //   counters BigInt64Array [backend counters][global counters][shard counters][compression counters]
+//                           [WebSocket counters per shard]
 //   secret   Uint8Array     32 random bytes drawn by the primary, the same for every shard (it signs the
 //                           dashboard's session cookies, so a session made on one shard holds on all)
 //   slots    Int32Array     [MAX_BACKENDS] who may use each backend slot (SLOT_FREE / SLOT_LIVE / SLOT_RETIRING)
@@ -100,10 +101,16 @@ export const CC_BYTES_IN = 1; // body bytes before compression
 export const CC_BYTES_OUT = 2; // body bytes after compression
 const C_COUNTERS = 4;
 
+// WebSocket counters per shard (BigInt64; src/proxy/websocket.ts).
+export const WS_OPEN = 0; // tunnels open now (a gauge kept in a counter slot: +1 at the 101, -1 at close)
+export const WS_OPENED = 1; // tunnels opened since start
+const WS_COUNTERS = 2;
+
 const GAUGE_LEN = MAX_BACKENDS * B_GAUGES + MAX_SHARDS * S_GAUGES;
 const SHARD_COUNTERS_AT = MAX_BACKENDS * B_COUNTERS + G_COUNTERS;
 const COMPRESSION_COUNTERS_AT = SHARD_COUNTERS_AT + MAX_SHARDS * S_COUNTERS;
-const COUNTER_LEN = COMPRESSION_COUNTERS_AT + COMPRESSION_CODINGS.length * C_COUNTERS;
+const WEBSOCKET_COUNTERS_AT = COMPRESSION_COUNTERS_AT + COMPRESSION_CODINGS.length * C_COUNTERS;
+const COUNTER_LEN = WEBSOCKET_COUNTERS_AT + MAX_SHARDS * WS_COUNTERS;
 const GAUGE_BYTES = GAUGE_LEN * 4;
 const COUNTER_OFFSET_BYTES = Math.ceil(GAUGE_BYTES / 8) * 8;
 const SECRET_OFFSET_BYTES = COUNTER_OFFSET_BYTES + COUNTER_LEN * 8;
@@ -241,5 +248,17 @@ export class SharedState {
 
   addCompressionCounter(coding: CompressionCoding, field: number, delta = 1n): void {
     Atomics.add(this.counters, COMPRESSION_COUNTERS_AT + COMPRESSION_CODINGS.indexOf(coding) * C_COUNTERS + field, delta);
+  }
+
+  webSocketCounter(shard: number, field: number): bigint {
+    return Atomics.load(this.counters, WEBSOCKET_COUNTERS_AT + shard * WS_COUNTERS + field);
+  }
+
+  addWebSocketCounter(shard: number, field: number, delta = 1n): void {
+    Atomics.add(this.counters, WEBSOCKET_COUNTERS_AT + shard * WS_COUNTERS + field, delta);
+  }
+
+  setWebSocketCounter(shard: number, field: number, value: bigint): void {
+    Atomics.store(this.counters, WEBSOCKET_COUNTERS_AT + shard * WS_COUNTERS + field, value);
   }
 }

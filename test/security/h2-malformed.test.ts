@@ -46,7 +46,9 @@ const REFUSED_BY_NGHTTP2: Record<string, Fields> = {
   'repeated :path': [...req(), [':path', '/x']],
   'unknown pseudo-header': [...req(), [':foo', 'v']],
   'pseudo-header after a field': [[':method', 'GET'], ['x-a', 'v'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/']],
-  ':protocol (extended CONNECT is not enabled)': [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/']],
+  // Extended CONNECT is enabled here (websocket.enabled, the default): :protocol still only goes with CONNECT (RFC 8441 §4).
+  ':protocol on GET': [[':method', 'GET'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/']],
+  'extended CONNECT without :path': [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'a.test']],
   'CONNECT with :path': [[':method', 'CONNECT'], [':authority', 'a.test:443'], [':path', '/']],
   'method with a space': req('G T'),
   'content-length with END_STREAM and no body': [...req(), ['content-length', '5']],
@@ -86,6 +88,45 @@ test('fields with CR, LF, NUL or DEL in the value, surrounding whitespace, or a 
     assert.ok('status' in r && r.status === 200, JSON.stringify(r));
     assert.equal(received.length, before + 1);
     assert.deepEqual(received[before].headers, [['host', 'a.test'], ['x-kept', 'a b\tc']]);
+  } finally {
+    c.close();
+  }
+});
+
+test('with websocket.enabled false (extendedConnect off) :protocol is refused by nghttp2 as before', async () => {
+  const off = await startFrontend((req, res) => {
+    received.push(req);
+    res.respond(200, [['content-length', '0']]).end();
+  }, { extendedConnect: false });
+  const c = await RawH2.connect(off.port);
+  try {
+    const before = received.length;
+    c.request(1, [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/']]);
+    assert.deepEqual(await c.outcome(1), { reset: H2_ERROR.PROTOCOL_ERROR });
+    assert.equal(received.length, before);
+  } finally {
+    c.close();
+    await off.close();
+  }
+});
+
+test('extended CONNECT: :protocol websocket reaches the pipeline as a GET WebSocket handshake without a body; other protocols 501', async () => {
+  const c = await RawH2.connect(port);
+  try {
+    const before = received.length;
+    c.request(1, [[':method', 'CONNECT'], [':protocol', 'connect-udp'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/']]);
+    c.request(3, [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/chat'], ['sec-websocket-version', '13']], false);
+    const other = await c.outcome(1);
+    assert.ok('status' in other && other.status === 501, JSON.stringify(other));
+    const ws = await c.outcome(3);
+    assert.ok('status' in ws && ws.status === 200, JSON.stringify(ws));
+    assert.equal(received.length, before + 1);
+    const req = received[before];
+    assert.equal(req.method, 'GET');
+    assert.equal(req.upgrade, 'websocket');
+    assert.equal(req.path, '/chat');
+    assert.equal(req.body, null);
+    assert.deepEqual(req.headers, [['host', 'a.test'], ['sec-websocket-version', '13']]);
   } finally {
     c.close();
   }

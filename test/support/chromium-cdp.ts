@@ -48,7 +48,8 @@ export class ChromiumPage {
     });
   }
 
-  static async launch(timeoutMs = 20_000): Promise<ChromiumPage> {
+  /** `extraArgs` go on Chromium's command line after the fixed flags (e.g. --ignore-certificate-errors). */
+  static async launch(timeoutMs = 20_000, extraArgs: string[] = []): Promise<ChromiumPage> {
     const profile = await mkdtemp(path.join(tmpdir(), 'quiclb-cdp-'));
     const child = spawn(
       CHROMIUM,
@@ -65,6 +66,7 @@ export class ChromiumPage {
         `--user-data-dir=${path.join(profile, 'profile')}`,
         '--remote-debugging-address=127.0.0.1',
         '--remote-debugging-port=0',
+        ...extraArgs,
         'about:blank',
       ],
       { stdio: ['ignore', 'ignore', 'pipe'], detached: true },

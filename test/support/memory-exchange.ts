@@ -1,6 +1,6 @@
 // An in-memory FrontRequest/FrontResponse pair for unit tests of the pipeline and its phases: the response
 // records its status, headers, body, interim responses and aborts; `done` settles when it ended or aborted.
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { BodySink, FrontRequest, FrontResponse, HeaderList } from '../../src/shared/http-types.ts';
 
 export interface Recorded {
@@ -92,6 +92,18 @@ export function memoryExchange(init: Partial<FrontRequest> & { bodyText?: string
       else abortCbs.push(cb);
     },
   };
+  if (req.upgrade === 'websocket') {
+    // As the HTTP/1.1 frontend: 101 with the given fields, and the client's byte stream handed over.
+    res.upgrade = (headers) => {
+      if (sent) throw new Error('upgrade() after respond()');
+      sent = true;
+      finished = true;
+      recorded.status = 101;
+      recorded.headers = headers;
+      settle(recorded);
+      return new PassThrough();
+    };
+  }
   return {
     req,
     res,

@@ -32,6 +32,8 @@ import {
   S_CONNECTIONS,
   S_QUIC_CONNECTIONS,
   SC_REQUESTS,
+  WS_OPEN,
+  WS_OPENED,
   SharedState,
 } from '../../src/shared/state.ts';
 
@@ -68,6 +70,9 @@ function populated(): { input: StatsInput; config: Config; state: SharedState } 
   state.addShardGauge(0, S_CONNECTIONS, 6);
   state.addShardGauge(0, S_QUIC_CONNECTIONS, 4);
   state.addShardCounter(1, SC_REQUESTS, 33n);
+  state.addWebSocketCounter(0, WS_OPEN, 2n);
+  state.addWebSocketCounter(0, WS_OPENED, 7n);
+  state.addWebSocketCounter(1, WS_OPENED, 1n);
   state.addCompressionCounter('br', CC_RESPONSES, 3n);
   state.addCompressionCounter('br', CC_BYTES_IN, 30000n);
   state.addCompressionCounter('br', CC_BYTES_OUT, 6000n);
@@ -97,9 +102,10 @@ test('stats JSON has the documented shape and values', () => {
   assert.equal(s.backends[1].healthy, false);
   assert.equal(s.backends[1].latencyMs.count, 0);
   assert.deepEqual(s.shards, [
-    { index: 0, alive: true, connections: 6, quicConnections: 4, requests: 0 },
-    { index: 1, alive: false, connections: 0, quicConnections: 0, requests: 33 },
+    { index: 0, alive: true, connections: 6, quicConnections: 4, requests: 0, webSockets: { open: 2, opened: 7 } },
+    { index: 1, alive: false, connections: 0, quicConnections: 0, requests: 33, webSockets: { open: 0, opened: 1 } },
   ]);
+  assert.deepEqual(s.webSockets, { open: 2, opened: 8 });
   assert.deepEqual(s.quic, {
     handshakes: 5,
     migrations: 2,
@@ -226,6 +232,8 @@ test('Prometheus exposition parses back with the expected families and values', 
   // Shards.
   assert.equal(find('quiclb_shard_connections', { shard: '0' })?.value, 6);
   assert.equal(find('quiclb_shard_connections', { shard: '1' })?.value, 0);
+  assert.equal(find('quiclb_websocket_tunnels', { shard: '0' })?.value, 2);
+  assert.equal(find('quiclb_websocket_tunnels_opened_total', { shard: '1' })?.value, 1);
   // QUIC counters, one family per G_ counter, drops by reason.
   assert.equal(find('quiclb_quic_handshakes_total')?.value, 5);
   assert.equal(find('quiclb_quic_migrations_total')?.value, 2);

@@ -22,6 +22,7 @@ test(':authority becomes the authority and the one host field, first; other fiel
     authority: 'moodle.test',
     path: '/x?y=1',
     headers: [['host', 'moodle.test'], ['cookie', 'a=1'], ['accept', '*/*'], ['cookie', 'b=2']],
+    websocket: false,
   });
 });
 
@@ -44,6 +45,20 @@ test(':authority and host that differ are malformed (400); CONNECT is 405', () =
   assert.equal(connect.kind === 'reject' && connect.status, 405);
   const none = readRequestHead([':method', 'GET', ':scheme', 'https', ':path', '/'], LIMITS);
   assert.equal(none.kind === 'reject' && none.status, 400);
+});
+
+test('extended CONNECT (RFC 8441): :protocol websocket is a GET handed on as a WebSocket handshake; any other protocol 501', () => {
+  const ws = readRequestHead([':method', 'CONNECT', ':protocol', 'websocket', ':scheme', 'https', ':authority', 'moodle.test', ':path', '/chat?x=1', 'sec-websocket-version', '13'], LIMITS);
+  assert.equal(ws.kind, 'request');
+  if (ws.kind !== 'request') return;
+  assert.equal(ws.method, 'GET');
+  assert.equal(ws.websocket, true);
+  assert.equal(ws.path, '/chat?x=1');
+  assert.deepEqual(ws.headers, [['host', 'moodle.test'], ['sec-websocket-version', '13']]);
+  const other = readRequestHead([':method', 'CONNECT', ':protocol', 'connect-udp', ':scheme', 'https', ':authority', 'moodle.test', ':path', '/'], LIMITS);
+  assert.equal(other.kind === 'reject' && other.status, 501);
+  const plain = readRequestHead(raw('/'), LIMITS);
+  assert.equal(plain.kind === 'request' && plain.websocket, false);
 });
 
 test('431 past maxHeaderSize (decoded, as counted by RFC 9113 §6.5.2) and past maxHeaderCount regular fields', () => {

@@ -613,6 +613,54 @@ describe('H3ServerConnection: request stream rules', () => {
     }
   });
 
+  it('extended CONNECT (RFC 9220): offered in SETTINGS and accepted only with enableConnectProtocol, and then only as RFC 8441 §4 shapes it', () => {
+    const WS: Fields = [
+      [':method', 'CONNECT'],
+      [':protocol', 'websocket'],
+      [':scheme', 'https'],
+      [':authority', 'moodle.example'],
+      [':path', '/chat'],
+      ['sec-websocket-version', '13'],
+    ];
+    // Offered: SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 after our other settings.
+    const on = new H3ServerConnection(new Recorder(), { enableConnectProtocol: true });
+    on.start();
+    assert.deepEqual(framesOn(on.takeOutgoing(), 3, true)[0], {
+      kind: 'settings',
+      settings: [
+        [0x1, 4096],
+        [0x6, 16384],
+        [0x7, 16],
+        [0x8, 1],
+      ],
+    });
+    // Accepted, and the stream stays open for DATA both ways.
+    const ok = setup({ enableConnectProtocol: true });
+    ok.conn.receive(0, cat(headers(WS), data('frame bytes')), false);
+    assert.deepEqual(ok.rec.events, [
+      ['request', 0, WS],
+      ['data', 0, 'frame bytes'],
+    ]);
+    // Not offered (the default): :protocol is malformed, as before.
+    const off = setup();
+    off.conn.receive(0, headers(WS), false);
+    assert.deepEqual(off.rec.events, [['streamError', 0, H3_MESSAGE_ERROR]]);
+    const without = (name: string): Fields => WS.filter(([n]) => n !== name);
+    const bad: Array<[string, Fields]> = [
+      [':protocol on GET', WS.map(([n, v]) => [n, n === ':method' ? 'GET' : v] as [string, string])],
+      ['extended CONNECT without :scheme', without(':scheme')],
+      ['extended CONNECT without :path', without(':path')],
+      ['extended CONNECT without :authority', without(':authority')],
+      ['duplicate :protocol', WS.toSpliced(2, 0, [':protocol', 'websocket'])],
+      ['empty :protocol', WS.map(([n, v]) => [n, n === ':protocol' ? '' : v] as [string, string])],
+    ];
+    for (const [why, fields] of bad) {
+      const { conn, rec } = setup({ enableConnectProtocol: true });
+      conn.receive(0, headers(fields), false);
+      assert.deepEqual(rec.events, [['streamError', 0, H3_MESSAGE_ERROR]], why);
+    }
+  });
+
   it('rejects malformed trailers', () => {
     const { conn, rec } = setup();
     conn.receive(0, cat(headers(GET), headers([[':path', '/']])), true);

@@ -12,6 +12,8 @@ import { redirectPhase } from '../../src/pipeline/phases/redirect.ts';
 import { bodyLimitPhase } from '../../src/pipeline/phases/body-limit.ts';
 import { altSvcPhase } from '../../src/pipeline/phases/alt-svc.ts';
 import { compressionPhase } from '../../src/pipeline/phases/compression.ts';
+import { websocketPhase } from '../../src/pipeline/phases/websocket.ts';
+import type { WebSocketProxy } from '../../src/proxy/websocket.ts';
 import { SharedState } from '../../src/shared/state.ts';
 import { memoryExchange, header } from '../support/memory-exchange.ts';
 
@@ -187,4 +189,43 @@ test('compression: br or gzip by Accept-Encoding, Vary added, length dropped; im
   const nt = await run('br', [...css, ['cache-control', 'no-transform']]);
   assert.equal(header(nt.headers, 'content-encoding'), undefined);
   assert.equal(compressionPhase(validateConfig({}), new SharedState()), undefined, 'off by default');
+});
+
+test('websocket.enabled false: a WebSocket handshake is answered 501 by quiclb; other requests go on to the proxy', async () => {
+  // Off, the proxy is never asked: an object that fails on any use stands in for it.
+  const unused = new Proxy({}, { get: () => assert.fail('the WebSocket proxy must not be used when websocket.enabled is false') }) as WebSocketProxy;
+  const phases = [websocketPhase(validateConfig({ websocket: { enabled: false } }), unused), backend()];
+  const ws = memoryExchange({ upgrade: 'websocket', headers: [['host', 'moodle.example.edu'], ['sec-websocket-key', 'k'], ['sec-websocket-version', '13']] });
+  new Pipeline(phases, logger).handle(ws.req, ws.res);
+  const r = await ws.done;
+  assert.equal(r.status, 501);
+  assert.match(r.body.toString(), /websocket\.enabled/);
+  const plain = memoryExchange();
+  new Pipeline(phases, logger).handle(plain.req, plain.res);
+  assert.equal((await plain.done).status, 200);
+});
+
+test('Exchange.upgrade: the 101 head passes the response filters (not the body filters) and reaches the frontend', async () => {
+  const stamp: Phase = {
+    name: 'stamp',
+    response(_ex, head) {
+      head.headers.push(['x-stamped', String(head.status)]);
+    },
+    body() {
+      assert.fail('a tunnel has no body to filter');
+    },
+  };
+  const accept: Phase = {
+    name: 'accept',
+    request(ex) {
+      const stream = ex.upgrade([['sec-websocket-accept', 'a'], ['sec-websocket-protocol', 'chat']]);
+      stream.end();
+      return true;
+    },
+  };
+  const m = memoryExchange({ upgrade: 'websocket' });
+  new Pipeline([stamp, accept], logger).handle(m.req, m.res);
+  const r = await m.done;
+  assert.equal(r.status, 101);
+  assert.deepEqual(r.headers, [['sec-websocket-accept', 'a'], ['sec-websocket-protocol', 'chat'], ['x-stamped', '101']]);
 });

@@ -11,7 +11,7 @@ describe('requestHead: the FrontRequest target from an HTTP/3 header section', (
       [':path', '/my/?x=1'],
       ['accept', '*/*'],
     ]);
-    assert.deepEqual(h, { method: 'GET', authority: 'moodle.example:9443', path: '/my/?x=1', headers: [['host', 'moodle.example:9443'], ['accept', '*/*']] });
+    assert.deepEqual(h, { method: 'GET', authority: 'moodle.example:9443', path: '/my/?x=1', headers: [['host', 'moodle.example:9443'], ['accept', '*/*']], protocol: '' });
   });
 
   it('host only: authority from host, host kept once', () => {

@@ -4,6 +4,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { SharedState } from '../../shared/state.ts';
 import type { Balancer } from '../../balancer/balancer.ts';
 import type { Forwarder } from '../../proxy/forward.ts';
+import type { WebSocketProxy } from '../../proxy/websocket.ts';
 import type { AdminContext } from '../../admin/routes.ts';
 import type { RateLimiter } from '../../ratelimit/limiter.ts';
 import type { ResponseCache } from '../../cache/cache.ts';
@@ -18,6 +19,7 @@ import { cacheLookupPhase } from './cache-lookup.ts';
 import { cacheStorePhase } from './cache-store.ts';
 import { affinityPhase } from './affinity.ts';
 import { altSvcPhase } from './alt-svc.ts';
+import { websocketPhase } from './websocket.ts';
 import { proxyPhase } from './proxy.ts';
 import { compressionPhase } from './compression.ts';
 import { accessLogPhase } from './access-log.ts';
@@ -28,6 +30,7 @@ export interface PhaseDeps {
   shard: number;
   balancer: Balancer;
   forwarder: Forwarder;
+  websockets: WebSocketProxy;
   admin: AdminContext;
   limiter: RateLimiter;
   logger: Logger;
@@ -43,6 +46,7 @@ export function buildPhases(d: PhaseDeps): Phase[] {
     validatePhase(d.config), // 400/405/417 for what cannot be forwarded
     limitsPhase(d.config, d.limiter, d.logger), // 429 + Retry-After per client (rateLimit)
     bodyLimitPhase(d.config), // 413
+    websocketPhase(d.config, d.websockets), // WebSocket handshakes: tunnel to a backend (or 501 when off)
     cacheLookupPhase(d.cache, d.config, d.forwarder, d.logger), // stored answers (+ the identity body compression codes)
     compressionPhase(d.config, d.state), // response + body: br / zstd / gzip
     // Stores what the client gets: after compression, before the fields of one client or connection below.

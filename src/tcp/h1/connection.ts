@@ -22,6 +22,8 @@ import { errorResponse } from './response-head.ts';
 const MAX_PIPELINED = 16;
 /** Request body bytes buffered per request before reading from the socket pauses. */
 const BODY_HIGH_WATER = 64 * 1024;
+/** Bytes a client may send after its WebSocket handshake before the answer; more closes the connection. */
+const MAX_EARLY_TUNNEL_BYTES = 64 * 1024;
 /** After an early response, at most this much of the unread request body is read and dropped (as nginx's lingering read); more closes the connection. */
 const DISCARD_LIMIT = 1024 * 1024;
 
@@ -65,6 +67,8 @@ export class H1Connection implements ExchangeHost {
   private pendingRefusal: string | undefined;
   /** Bytes that followed a WebSocket handshake in the same read. */
   private upgradeHead: Buffer | undefined;
+  /** A WebSocket handshake was parsed: later bytes wait in upgradeHead for the tunnel (or the close). */
+  private awaitingUpgrade = false;
   private detached = false;
   private drainWaiters: Array<() => void> = [];
   private readDeadline = 0;
@@ -102,6 +106,14 @@ export class H1Connection implements ExchangeHost {
   // ---- reading ----------------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    if (this.awaitingUpgrade) {
+      // A WebSocket handshake waits for the backend's answer: what the client sends meanwhile (it should
+      // wait, RFC 6455 §4.1) is kept for the tunnel, never parsed as HTTP.
+      const held = this.upgradeHead === undefined ? chunk : Buffer.concat([this.upgradeHead, chunk]);
+      if (held.length > MAX_EARLY_TUNNEL_BYTES) this.destroy(new Error('too many bytes before the WebSocket handshake was answered'));
+      else this.upgradeHead = held;
+      return;
+    }
     if (this.readKind === READ_IDLE) {
       // The first bytes of the next request on a kept-alive connection: its header section is now due.
       this.readKind = READ_HEADER;
@@ -117,7 +129,7 @@ export class H1Connection implements ExchangeHost {
       return;
     }
     if (isParseError(result)) this.parseFailed(result);
-    else if (this.stopParsing && typeof result === 'number' && result < chunk.length && this.queue.at(-1)?.req.upgrade === 'websocket') {
+    else if (this.awaitingUpgrade && typeof result === 'number' && result < chunk.length) {
       // Bytes after a WebSocket handshake belong to the tunnel, if the upgrade is accepted.
       this.upgradeHead = chunk.subarray(result);
     }
@@ -223,7 +235,10 @@ export class H1Connection implements ExchangeHost {
       connectionKey: this.opts.connectionKey,
       shard: this.opts.shard,
     };
-    if (websocket) req.upgrade = 'websocket';
+    if (websocket) {
+      req.upgrade = 'websocket';
+      this.awaitingUpgrade = true;
+    }
     const ex = new H1Exchange(this, req, keepAlive, http10, expectContinue && !http10 && hasBody);
     if (body !== null) {
       this.reading = ex;
@@ -527,6 +542,8 @@ export class H1Connection implements ExchangeHost {
 
   /** Graceful shutdown: close now if idle, else after the response in flight. */
   drain(): void {
+    // A detached socket is a WebSocket tunnel now: the shutdown closes it with close frames (src/proxy/websocket.ts).
+    if (this.detached) return;
     if (this.queue.length === 0 && this.reading === null) this.socket.end();
   }
 }

@@ -191,6 +191,7 @@ export class H2Connection implements ExchangeOwner {
         return;
       }
       ex.head = head;
+      if (head.websocket) ex.prepareTunnel();
       this.queue.push(ex);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -237,6 +238,7 @@ export class H2Connection implements ExchangeOwner {
         connectionKey: this.connectionKey,
         shard: this.ctx.shard,
       };
+      if (head.websocket) req.upgrade = 'websocket';
       ex.head = undefined;
       try {
         this.ctx.onRequest(req, ex);

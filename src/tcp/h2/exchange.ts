@@ -8,6 +8,7 @@
 import http2 from 'node:http2';
 import type { ServerHttp2Stream } from 'node:http2';
 import { addAbortSignal } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../../shared/logger.ts';
 import type { BodySink, FrontResponse, HeaderList } from '../../shared/http-types.ts';
 import { H2RequestBody } from './request-body.ts';
@@ -75,8 +76,8 @@ function guarded(ex: H2Exchange | undefined, handler: 'onAborted' | 'onFinish' |
 export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
   readonly stream: ServerHttp2Stream;
   readonly owner: ExchangeOwner;
-  /** null when HEADERS carried END_STREAM. */
-  readonly body: H2RequestBody | null;
+  /** null when HEADERS carried END_STREAM, and for a WebSocket (the stream itself becomes the tunnel). */
+  body: H2RequestBody | null;
   head: RequestHead | undefined;
   headersSent = false;
   /** The stream's writable side finished (node ends it at once for HEAD, before any response). */
@@ -92,6 +93,10 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
   private abortCbs: Array<() => void> | undefined;
   private writeTimer: NodeJS.Timeout | undefined;
   private waitingDrain = false;
+  /** A WebSocket handshake (extended CONNECT): the client keeps its side open for the tunnel. */
+  private websocket = false;
+  /** upgrade() made the stream a WebSocket tunnel: its end is the tunnel's business, never a client reset. */
+  private tunnel = false;
 
   constructor(stream: ServerHttp2Stream, owner: ExchangeOwner) {
     this.stream = stream;
@@ -149,6 +154,33 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
     } catch (err) {
       this.owner.logger.debug({ err, status }, 'HTTP/2 interim response not sent');
     }
+  }
+
+  /**
+   * A WebSocket handshake (extended CONNECT, RFC 8441 §5): 200 with the backend's fields, and the stream
+   * itself, whose DATA frames carry the WebSocket frames both ways from now on, goes to the caller.
+   */
+  upgrade(headers: HeaderList): Duplex {
+    if (this.headersSent) throw new Error('upgrade() after respond() on an HTTP/2 stream');
+    if (this.isGone) throw streamResetError();
+    this.headersSent = true;
+    this.tunnel = true;
+    try {
+      this.stream.respond(toNodeHeaders(200, headers), { endStream: false });
+    } catch (err) {
+      this.owner.logger.warn({ err }, 'HTTP/2 refused the WebSocket response headers; answering 502');
+      this.dropBody = true;
+      this.answerBadGateway();
+      throw err;
+    }
+    return this.stream;
+  }
+
+  /** The request is a WebSocket handshake: no request body, the stream is the tunnel once accepted. */
+  prepareTunnel(): void {
+    this.websocket = true;
+    this.body?.destroy();
+    this.body = null;
   }
 
   abort(): void {
@@ -218,7 +250,7 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
 
   /** node closed the stream while our response was open: a client RST_STREAM, or the connection went. */
   onAborted(): void {
-    if (this.resetByUs) {
+    if (this.resetByUs || this.tunnel) {
       this.clientGone();
       return;
     }
@@ -238,6 +270,9 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
     if (this.body && !this.body.settled && !this.stream.closed && this.stream.readableFlowing !== null) {
       this.resetStream(NGHTTP2_NO_ERROR, streamResetError());
     }
+    // A refused WebSocket handshake (a normal response, complete): the client's side, held open for a
+    // tunnel that will not come, is closed the same way.
+    if (this.websocket && !this.tunnel && !this.stream.closed && !this.stream.readableEnded) this.resetStream(NGHTTP2_NO_ERROR, streamResetError());
   }
 
   onClose(): void {
@@ -250,7 +285,7 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
     }
     if (!this.finished && !this.gone) {
       // Closed before the response finished without an 'aborted' first: reset after end() was called.
-      if (!this.resetByUs && !this.owner.closing && s.rstCode !== NGHTTP2_NO_ERROR) this.owner.onClientReset();
+      if (!this.resetByUs && !this.tunnel && !this.owner.closing && s.rstCode !== NGHTTP2_NO_ERROR) this.owner.onClientReset();
       this.clientGone();
     }
     this.owner.onStreamClosed();

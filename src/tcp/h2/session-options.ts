@@ -4,7 +4,7 @@
 import type { ServerSessionOptions } from 'node:http2';
 import type { FrontendLimits } from '../../config/limits.ts';
 
-/** :method, :scheme, :authority, :path (and :protocol, which nghttp2 refuses): node counts them as fields. */
+/** :method, :scheme, :authority, :path and :protocol: node counts them as fields. */
 const PSEUDO_HEADER_FIELDS = 5;
 
 export function sessionOptions(limits: FrontendLimits): ServerSessionOptions {
@@ -15,7 +15,9 @@ export function sessionOptions(limits: FrontendLimits): ServerSessionOptions {
       maxHeaderListSize: limits.maxHeaderSize,
       maxConcurrentStreams: limits.maxConcurrentStreams,
       enablePush: false,
-      enableConnectProtocol: false,
+      // RFC 8441 §3: WebSocket over HTTP/2 (extended CONNECT), when websocket.enabled. nghttp2 then accepts
+      // :protocol on CONNECT requests (with :scheme and :path) and still refuses it anywhere else.
+      enableConnectProtocol: limits.extendedConnect,
     },
     // Fields per request: nghttp2 resets past this; request-head.ts answers 431 past maxHeaderCount.
     maxHeaderListPairs: limits.maxHeaderCount + PSEUDO_HEADER_FIELDS,
