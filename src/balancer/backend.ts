@@ -1,12 +1,14 @@
 // The balancer's view of one configured backend. A backend is identified everywhere by `index`, its
 // position in config.loadBalancer.backendServers; the same index addresses its gauges in SharedState in
 // every thread, so no thread needs a lookup table to share load information.
-import type { BackendConfig } from '../config/types.ts';
+import type { BackendConfig, BackendProtocol } from '../config/types.ts';
 
 export interface Backend {
   /** Position in loadBalancer.backendServers and in SharedState. */
   index: number;
   id: string;
+  /** 'http' (undici) or 'fastcgi' (php-fpm straight, src/fastcgi). */
+  protocol: BackendProtocol;
   host: string;
   port: number;
   weight: number;
@@ -23,6 +25,7 @@ export function backendsFromConfig(servers: readonly BackendConfig[]): Backend[]
     Object.freeze({
       index,
       id: s.id,
+      protocol: s.protocol,
       host: s.host,
       port: s.port,
       // The schema validates weight >= 1; a hand-built config with 0 or NaN still gets a usable share

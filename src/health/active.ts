@@ -10,6 +10,9 @@ import { B_ENABLED, B_HEALTHY, B_PASSIVE_FAILS, BC_HEALTH_TRANSITIONS, type Shar
 import { parseExpectStatus, type StatusMatcher } from './expect-status.ts';
 import { PassiveRecovery } from './passive.ts';
 import { probe, type ProbeResult } from './probe.ts';
+import { probeFastCgi, probePool } from './probe-fastcgi.ts';
+import type { FastCgiPool } from '../fastcgi/pool.ts';
+import { wwwRootDirectory } from '../config/www-root.ts';
 import { HealthStateMachine } from './state-machine.ts';
 
 export interface ActiveHealthCheckerOptions {
@@ -39,6 +42,8 @@ export class ActiveHealthChecker {
   private readonly hostHeader: string | undefined;
   private readonly recovery: PassiveRecovery;
   private agent: Agent | undefined;
+  /** FastCGI backends' probe pools, by backend index. */
+  private readonly fastCgiPools = new Map<number, FastCgiPool>();
   /** One probe per backend at a time: a second request for a round joins the one in flight. */
   private readonly inflight = new Map<number, Promise<void>>();
   private readonly cancel = new AbortController();
@@ -77,7 +82,10 @@ export class ActiveHealthChecker {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.cancel.abort();
-    await Promise.allSettled([...this.inflight.values(), this.round]);
+    // Probes in flight end at once (a FastCGI probe has no signal of its own: destroying its pool ends it).
+    const pools = [...this.fastCgiPools.values()];
+    this.fastCgiPools.clear();
+    await Promise.all([...pools.map((p) => p.destroy()), Promise.allSettled([...this.inflight.values(), this.round])]);
     const agent = this.agent;
     this.agent = undefined;
     await agent?.destroy();
@@ -112,18 +120,29 @@ export class ActiveHealthChecker {
   private checkBackend(b: BackendConfig, index: number): Promise<void> {
     const existing = this.inflight.get(index);
     if (existing) return existing;
-    const hc = this.config.healthCheck;
-    const p = probe(
-      this.dispatcher(),
-      { host: b.host, port: b.port, path: hc.path, hostHeader: this.hostHeader, timeoutMs: hc.timeoutMs, matchStatus: this.matchStatus },
-      this.cancel.signal,
-    )
+    const p = this.probe(b, index)
       .then((result) => {
         if (!this.cancel.signal.aborted) this.apply(b, index, result);
       })
       .finally(() => this.inflight.delete(index));
     this.inflight.set(index, p);
     return p;
+  }
+
+  /** HTTP backends get GET healthCheck.path; FastCGI backends get the same path run as a FastCGI request. */
+  private probe(b: BackendConfig, index: number): Promise<ProbeResult> {
+    const hc = this.config.healthCheck;
+    if (b.protocol === 'fastcgi') {
+      let pool = this.fastCgiPools.get(index);
+      if (pool === undefined) this.fastCgiPools.set(index, (pool = probePool(b, hc.timeoutMs)));
+      const documentRoot = wwwRootDirectory(this.config.moodle) ?? '/';
+      return probeFastCgi(pool, { documentRoot, path: hc.path, timeoutMs: hc.timeoutMs, matchStatus: this.matchStatus }, this.cancel.signal);
+    }
+    return probe(
+      this.dispatcher(),
+      { host: b.host, port: b.port, path: hc.path, hostHeader: this.hostHeader, timeoutMs: hc.timeoutMs, matchStatus: this.matchStatus },
+      this.cancel.signal,
+    );
   }
 
   private apply(b: BackendConfig, index: number, result: ProbeResult): void {

@@ -3,11 +3,14 @@
 import type { Readable } from 'node:stream';
 import type { BodySink, FrontRequest, FrontResponse, HeaderList } from '../shared/http-types.ts';
 import type { Backend } from '../balancer/backend.ts';
+import type { ScriptTarget } from '../fastcgi/script.ts';
 import { parseCookies } from '../balancer/affinity.ts';
 
 /** The response filters and body filters the pipeline runs on every answer (see pipeline.ts). */
 export interface ResponsePath {
   respond(ex: Exchange, status: number, headers: HeaderList): BodySink;
+  /** The phases' backendResponse hooks: a promise when one took the response over. */
+  takeOver(ex: Exchange, status: number, headers: HeaderList): Promise<void> | undefined;
 }
 
 export class Exchange {
@@ -23,6 +26,10 @@ export class Exchange {
   attempts = 0;
   /** Set by quiclb's own answers: which phase answered (for the access log). */
   answeredBy: string | undefined;
+  /** The PHP script under moodle.wwwRoot the request runs on a FastCGI backend (set by the static phase). */
+  script: ScriptTarget | undefined;
+  /** Set when a phase took the backend's response over (see Phase.backendResponse): settles when it answered. */
+  takeover: Promise<void> | undefined;
   private cookieMap: Map<string, string> | undefined;
   private abortHooks: Array<() => void> | undefined;
   private readonly path: ResponsePath;
@@ -51,6 +58,17 @@ export class Exchange {
     return this.path.respond(this, status, headers);
   }
 
+  /**
+   * A backend's response head: a phase may take the response over (then null: the caller reads and drops
+   * the backend's body), else it goes out as respond() sends it.
+   */
+  respondFromBackend(status: number, headers: HeaderList): BodySink | null {
+    const takeover = this.path.takeOver(this, status, headers);
+    if (takeover === undefined) return this.respond(status, headers);
+    this.takeover = takeover;
+    return null;
+  }
+
   /** `cb` runs if the response is broken off, by quiclb (abort) or by the client leaving: body filters free their state. */
   onAbort(cb: () => void): void {
     (this.abortHooks ??= []).push(cb);
@@ -63,6 +81,26 @@ export class Exchange {
     this.abortHooks = undefined;
     if (hooks !== undefined) for (const cb of hooks) cb();
     this.res.abort(reason);
+  }
+
+  /**
+   * The client's FrontResponse with respond() and abort() going through this exchange, for code that answers
+   * with a FrontResponse (serveFile): its answers pass the response and body filters like any other.
+   */
+  response(): FrontResponse {
+    const res = this.res;
+    return {
+      respond: (status, headers) => this.respond(status, headers),
+      inform: (status, headers) => res.inform(status, headers),
+      abort: (reason) => this.abort(reason),
+      get headersSent() {
+        return res.headersSent;
+      },
+      get finished() {
+        return res.finished;
+      },
+      onClientAbort: (cb) => res.onClientAbort(cb),
+    };
   }
 
   /** A small text answer from quiclb itself (errors, redirects, refusals). */

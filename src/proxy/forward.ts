@@ -6,20 +6,21 @@
 // Who caused a failure decides what it counts against: a failure of the client (it left, its body was
 // truncated, too large or too slow) is answered 4xx or dropped and never counts against a backend;
 // a backend's failure (refused, reset, timeout, 5xx) feeds passive health. One instance per shard thread.
-import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, B_ACTIVE, BC_REQUESTS, BC_ERRORS, BC_FAILOVERS, G_NO_BACKEND } from '../shared/state.ts';
-import type { BodySink, FrontRequest, FrontResponse, HeaderList } from './types.ts';
+import type { BodySink, FrontResponse, HeaderList } from './types.ts';
 import { responseHeaderList } from './headers.ts';
-import { classifyFailure, clientFault, isIdempotent } from './errors.ts';
+import { classifyFailure, clientFault, errorCode, isIdempotent } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { Backend } from '../balancer/backend.ts';
 import { recordBackendResult } from '../health/passive.ts';
-import { interimFilteringConnector } from './interim-filter.ts';
 import type { LatencyRecorder } from '../admin/latency.ts';
+import { spoolBody } from '../fastcgi/spool.ts';
+import { fastCgiUpstream, httpUpstream, type Upstream, type UpstreamRequest } from './upstream.ts';
+import { firstHeader } from './headers.ts';
 
 export interface ForwarderOptions {
   config: Config;
@@ -27,19 +28,22 @@ export interface ForwarderOptions {
   balancer: Balancer;
   logger: Logger;
   latency: LatencyRecorder;
+  /** Shards running a Forwarder: FastCGI pools split backend.maxConnections between them. */
+  shards: number;
 }
 
-/** What the pipeline hands the forwarder for one request. */
-export interface ForwardJob {
-  req: FrontRequest;
+/**
+ * What the pipeline hands the forwarder for one request: the UpstreamRequest (request, body maybe wrapped by a
+ * size limit, rewritten header fields, the PHP script for FastCGI backends) and the ways back to the client.
+ */
+export interface ForwardJob extends UpstreamRequest {
   res: FrontResponse;
-  /** The request body as the backend should get it (maybe wrapped by a size limit), or null. */
-  body: Readable | null;
-  /** Backend request header fields, flat [name, value, ...]. */
-  headers: string[];
   cookies: Map<string, string>;
-  /** Sends the response head through the pipeline's response filters; returns the sink to write to. */
-  respond(status: number, headers: HeaderList, backend: Backend): BodySink;
+  /**
+   * Sends the response head through the pipeline's response filters; returns the sink to write to, or null
+   * when a phase took the response over (X-Accel-Redirect): the backend's body is then read and dropped.
+   */
+  respond(status: number, headers: HeaderList, backend: Backend): BodySink | null;
   /** Answers with a short text from quiclb itself (errors). */
   answer(status: number, text: string, extra?: HeaderList): void;
   /** Breaks the response off (the client must see it incomplete). */
@@ -59,6 +63,9 @@ class ClientGone extends Error {
 
 const CLIENT_GONE = new ClientGone('the client went away');
 
+/** Where a taken-over response's backend body goes (read, so a kept connection stays usable). */
+const DROP: BodySink = { write: () => true, end() {}, onDrain: (cb) => queueMicrotask(cb) };
+
 /** One attempt against one backend: undici's dispatch handler. */
 class Attempt implements Dispatcher.DispatchHandler {
   readonly backend: Backend;
@@ -69,6 +76,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private abortReason: Error | undefined;
   private settled = false;
   status = 0;
+  /** A phase answers instead of this backend's body (see ForwardJob.respond). */
+  takenOver = false;
   readonly started: number;
   private readonly resume = (): void => {
     this.controller?.resume();
@@ -100,7 +109,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     // Interim responses (103 Early Hints, an unsolicited 102): not the answer; the final one follows.
     if (statusCode < 200) return;
     this.status = statusCode;
-    this.sink = this.job.respond(statusCode, responseHeaderList(headers), this.backend);
+    const sink = this.job.respond(statusCode, responseHeaderList(headers), this.backend);
+    this.takenOver = sink === null;
+    this.sink = sink ?? DROP;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -125,31 +136,72 @@ class Attempt implements Dispatcher.DispatchHandler {
 }
 
 export class Forwarder {
-  private readonly pools = new Map<number, Pool>();
+  private readonly upstreams = new Map<number, Upstream>();
   private readonly opts: ForwarderOptions;
 
   constructor(opts: ForwarderOptions) {
     this.opts = opts;
   }
 
-  private pool(backend: Backend): Pool {
-    let pool = this.pools.get(backend.index);
-    if (!pool) {
-      const lb = this.opts.config.loadBalancer;
-      pool = new Pool(`http://${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`, {
-        connections: backend.maxConnections > 0 ? backend.maxConnections : 256,
-        pipelining: 1,
-        keepAliveTimeout: 30_000,
-        connect: interimFilteringConnector({ timeout: lb.connectTimeoutMs }),
-        headersTimeout: lb.backendTimeoutMs,
-        bodyTimeout: Math.max(lb.backendTimeoutMs, this.opts.config.server.readTimeoutMs),
-      });
-      this.pools.set(backend.index, pool);
+  private upstream(backend: Backend): Upstream {
+    let upstream = this.upstreams.get(backend.index);
+    if (!upstream) {
+      const { config, shards, logger } = this.opts;
+      upstream =
+        backend.protocol === 'fastcgi'
+          ? fastCgiUpstream(config.loadBalancer.backendServers[backend.index], config, shards, logger)
+          : httpUpstream(backend, config);
+      this.upstreams.set(backend.index, upstream);
     }
-    return pool;
+    return upstream;
   }
 
   forward(job: ForwardJob): Promise<ForwardOutcome> {
+    if (job.script === undefined || job.body === null || firstHeader(job.req.headers, 'content-length') !== undefined) return this.run(job);
+    return this.spoolThenRun(job, job.body);
+  }
+
+  /**
+   * FastCGI sends CONTENT_LENGTH before the body (PHP reads exactly that many bytes), so a body without a declared
+   * length (HTTP/1.1 chunked, HTTP/2 or HTTP/3 DATA without content-length) goes to a temporary file first, as
+   * nginx's client_body_temp_path; server.maxBodySize bounds it.
+   */
+  private async spoolThenRun(job: ForwardJob, body: Readable): Promise<ForwardOutcome> {
+    let clientLeft = false;
+    job.res.onClientAbort(() => (clientLeft = true));
+    let spooled;
+    try {
+      spooled = await spoolBody(body, { maxBytes: this.opts.config.server.maxBodySize });
+    } catch (err) {
+      return this.refuseBody(job, err as Error, clientLeft);
+    }
+    try {
+      return await this.run({ ...job, body: spooled.body, bodyLength: spooled.contentLength });
+    } finally {
+      await spooled.dispose();
+    }
+  }
+
+  /** The request body could not be spooled: the client's doing (413, 400, 408, or it left), or quiclb's disk (500). */
+  private refuseBody(job: ForwardJob, err: Error, clientLeft: boolean): ForwardOutcome {
+    const code = errorCode(err);
+    if (code === 'QUICLB_SPOOL_TOO_LARGE') {
+      job.body?.resume();
+      job.answer(413, `413 Content Too Large: ${err.message}.\n`);
+      return { status: 413, attempts: 0 };
+    }
+    const blame = clientFault(err, clientLeft);
+    if (blame === undefined || code === 'QUICLB_SPOOL_IO') {
+      this.opts.logger.error({ err, method: job.req.method, path: job.req.path }, 'could not spool a request body for FastCGI');
+      job.answer(500, '500 Internal Server Error: quiclb could not store the request body (see its log).\n');
+      return { status: 500, attempts: 0 };
+    }
+    if (clientLeft || job.res.headersSent) job.abort(err);
+    else job.answer(blame.status, `${blame.status} ${blame.text}\n`);
+    return { status: clientLeft ? 499 : blame.status, attempts: 0 };
+  }
+
+  private run(job: ForwardJob): Promise<ForwardOutcome> {
     return new Promise<ForwardOutcome>((resolve) => {
       const { config, state, balancer, logger } = this.opts;
       const req = job.req;
@@ -181,12 +233,9 @@ export class Forwarder {
         current = attempt;
         if (attemptNo === 1 && job.body !== null) job.res.inform(100); // RFC 9110 §10.1.1, when the client asked
         try {
-          this.pool(backend).dispatch(
-            { method: req.method as Dispatcher.HttpMethod, path: req.path, headers: job.headers, body: job.body },
-            attempt,
-          );
+          this.upstream(backend).dispatch(job, attempt);
         } catch (err) {
-          // undici refused the request itself (a header or target it cannot send): the request's fault.
+          // The upstream refused the request itself (a header or target undici cannot send): the request's fault.
           finished(attempt, err as Error);
           return;
         }
@@ -216,6 +265,11 @@ export class Forwarder {
         state.addBackendCounter(backend.index, BC_ERRORS);
         recordBackendResult(state, backend.index, false, config.healthCheck.passiveFailureThreshold, logger, backend.id);
         logger.warn({ backend: backend.id, code: failure.code, kind: failure.kind, method: req.method, path: req.path, attempt: attemptNo }, 'backend request failed');
+        if (attempt.takenOver) {
+          // The backend broke after its head; the phase that took the response over answers regardless.
+          resolve({ status: attempt.status, backend, attempts: attemptNo });
+          return;
+        }
         if (attempt.responded || job.res.headersSent) {
           // Mid-response: the client must see the response broken, never complete-looking.
           job.abort(err);
@@ -242,6 +296,6 @@ export class Forwarder {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => undefined)));
+    await Promise.all([...this.upstreams.values()].map((u) => u.close().catch(() => undefined)));
   }
 }

@@ -47,7 +47,7 @@ const balancer = new Balancer({
   sessions: new SessionTable(init.sessionBuffer),
 });
 const latency = new LatencyRecorder();
-const forwarder = new Forwarder({ config, state, balancer, logger, latency });
+const forwarder = new Forwarder({ config, state, balancer, logger, latency, shards: init.workers });
 const limits = frontendLimits(config);
 // Per-client limits, shared with every other shard through the primary's tables (src/ratelimit).
 const limiter = RateLimiter.attach(init.rateLimit, config);

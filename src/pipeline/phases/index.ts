@@ -15,6 +15,8 @@ import { limitsPhase } from './limits.ts';
 import { bodyLimitPhase } from './body-limit.ts';
 import { affinityPhase } from './affinity.ts';
 import { altSvcPhase } from './alt-svc.ts';
+import { staticPhase } from './static.ts';
+import { xAccelPhase } from './x-accel.ts';
 import { proxyPhase } from './proxy.ts';
 import { compressionPhase } from './compression.ts';
 import { accessLogPhase } from './access-log.ts';
@@ -41,6 +43,8 @@ export function buildPhases(d: PhaseDeps): Phase[] {
     affinityPhase(d.balancer, d.config.loadBalancer.sessionPersistence), // response: Moodle session + affinity cookie
     altSvcPhase(d.config), // response: Alt-Svc h3
     compressionPhase(d.config, d.state), // response + body: br / zstd / gzip
+    staticPhase(d.config, d.balancer), // FastCGI mode: files under moodle.wwwRoot, 404/403, the PHP script to run
+    xAccelPhase(d.config, d.logger), // backend response: X-Accel-Redirect streams a file from moodle.dataRoot
     proxyPhase(d.config, d.forwarder), // backend selection, header rewrite, forward with retry
     accessLogPhase(d.config, d.logger), // done: one line per request
   ];
