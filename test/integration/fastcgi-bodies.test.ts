@@ -5,6 +5,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { connect as h2connect } from 'node:http2';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -12,6 +14,7 @@ import { startFpmBackends, type FpmBackendSet } from '../support/fpm-backends.ts
 import { buildMoodleTree, type MoodleTree } from '../support/moodle-tree.ts';
 import { startQuiclb, type QuiclbProcess } from '../support/quiclb-process.ts';
 import { expectedDownloadSha256 } from '../support/php-backends.ts';
+import { execFileP } from '../support/http-client.ts';
 import { H3Connection } from '../../bench/lib/h3-client.ts';
 
 let tree: MoodleTree;
@@ -115,6 +118,13 @@ test('an HTTP/1.1 chunked upload (no Content-Length) of 20 MB is spooled and rea
   assert.equal(json.sha256, body.sha256());
   const params = await request(http('/params.php'), { method: 'PUT', body: Readable.from([Buffer.from('abc'), Buffer.from('defg')]) });
   assert.equal(((await params.body.json()) as Record<string, string>).CONTENT_LENGTH, '7');
+  // curl asks for 100 Continue before a chunked body: quiclb says so as soon as it spools (else curl would wait).
+  const file = join(tree.dir, 'upload.bin');
+  const data = Buffer.alloc(1024 * 1024 + 3, 0x61);
+  await writeFile(file, data);
+  const { stdout, stderr } = await execFileP('curl', ['-sv', '--expect100-timeout', '60', '-H', 'Transfer-Encoding: chunked', '-H', 'Expect: 100-continue', '--data-binary', `@${file}`, http('/upload.php')]);
+  assert.match(stderr, /< HTTP\/1\.1 100 Continue/);
+  assert.equal((JSON.parse(stdout) as { sha256: string }).sha256, createHash('sha256').update(data).digest('hex'));
 });
 
 test('HTTP/2 and HTTP/3 uploads without content-length are spooled too', { timeout: 120_000 }, async () => {
