@@ -254,6 +254,77 @@ test('failover: a pool whose health check turns unhealthy loses its clients to t
   }
 });
 
+test('every strategy works over FastCGI backends: weighted 3:1, ip_hash keeps a client, least_connections avoids the busy pool', { timeout: 120_000 }, async () => {
+  const servers = (weights: number[]) => fpm.backends.map((b, i) => b.config({ weight: weights[i] }));
+  const count = async (port: number, n: number, p = '/index.php'): Promise<Map<string, number>> => {
+    const m = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const id = (await getJson(`http://127.0.0.1:${port}${p}`)).body.backend as string;
+      m.set(id, (m.get(id) ?? 0) + 1);
+    }
+    return m;
+  };
+  const common = { moodle: { wwwRoot: tree.wwwRoot }, healthCheck: { enabled: false } };
+  const weighted = await startQuiclb({ config: { ...common, loadBalancer: { strategy: 'weighted', sessionPersistence: false, backendServers: servers([3, 1]) } }, workers: 1 });
+  try {
+    assert.deepEqual(Object.fromEntries(await count(weighted.httpPort, 20)), { 'fpm-unix': 15, 'fpm-tcp': 5 });
+  } finally {
+    await weighted.stop();
+  }
+  const hashed = await startQuiclb({ config: { ...common, loadBalancer: { strategy: 'ip_hash', sessionPersistence: false, backendServers: servers([1, 1]) } }, workers: 1 });
+  try {
+    assert.equal((await count(hashed.httpPort, 10)).size, 1, 'one client address, one pool');
+  } finally {
+    await hashed.stop();
+  }
+  const least = await startQuiclb({ config: { ...common, loadBalancer: { strategy: 'least_connections', sessionPersistence: false, backendServers: servers([1, 1]) } }, workers: 1 });
+  try {
+    // One slow request occupies a pool; the quick ones meanwhile all go to the other.
+    const slow = getJson(`http://127.0.0.1:${least.httpPort}/slow.php?ms=1500`);
+    await new Promise((r) => setTimeout(r, 300));
+    const quick = await count(least.httpPort, 6);
+    const busy = (await slow).body.backend as string;
+    assert.deepEqual([...quick.keys()], [fpm.backends.find((b) => b.id !== busy)!.id]);
+  } finally {
+    await least.stop();
+  }
+});
+
+test('retries and maxConnections: an idempotent request to a dead pool is retried on another, a POST is not; a full pool is skipped', { timeout: 60_000 }, async () => {
+  const { affinityToken } = await import('../../src/balancer/affinity.ts');
+  const pinTo = (id: string): Record<string, string> => ({ cookie: `QUICLB_AFFINITY=${affinityToken({ id })}` });
+  const lb2 = await startQuiclb({
+    config: {
+      loadBalancer: {
+        backendServers: [fpm.backends[0].config({ maxConnections: 1 }), fpm.backends[1].config(), { id: 'dead', protocol: 'fastcgi', socket: path.join(scratch, 'no-php-fpm.sock') }],
+      },
+      moodle: { wwwRoot: tree.wwwRoot },
+      healthCheck: { enabled: false, passiveFailureThreshold: 100 },
+    },
+    workers: 1,
+  });
+  try {
+    const got = await getJson(`http://127.0.0.1:${lb2.httpPort}/index.php`, { headers: pinTo('dead') });
+    assert.equal(got.status, 200);
+    assert.notEqual(got.body.backend, 'dead');
+    const post = await request(`http://127.0.0.1:${lb2.httpPort}/upload.php`, { method: 'POST', body: 'x', headers: pinTo('dead') });
+    assert.equal(post.statusCode, 502);
+    assert.match(await post.body.text(), /backend dead could not be reached \(ECONNREFUSED\)/);
+    const s = (await getJson(`http://127.0.0.1:${lb2.httpPort}/stats`)).body as { backends: Array<{ id: string; failovers: number; errors: number }> };
+    const dead = s.backends.find((b) => b.id === 'dead')!;
+    assert.equal(dead.failovers, 1);
+    assert.equal(dead.errors, 2);
+    // fpm-unix allows one request at a time: a second one pinned to it while the first runs goes elsewhere.
+    const first = getJson(`http://127.0.0.1:${lb2.httpPort}/slow.php?ms=1500`, { headers: pinTo('fpm-unix') });
+    await new Promise((r) => setTimeout(r, 300));
+    const second = await getJson(`http://127.0.0.1:${lb2.httpPort}/slow.php?ms=10`, { headers: pinTo('fpm-unix') });
+    assert.equal((await first).body.backend, 'fpm-unix');
+    assert.equal(second.body.backend, 'fpm-tcp');
+  } finally {
+    await lb2.stop();
+  }
+});
+
 test('php-fpm killed mid-response: the client sees the response broken, quiclb stays up, the pool is marked down, then recovers', { timeout: 60_000 }, async () => {
   const victim = fpm.backends.find((b) => b.id === 'fpm-tcp')!;
   // A cookie that pins to the victim.
