@@ -1,15 +1,22 @@
 // The scenario matrix: protocol x response size x connection reuse, plus a 1 MiB upload per protocol, each with
 // quiclb on 1 and 2 shards. Names read `<protocol>-<size>-<reuse>-<N>shard`, e.g. h2-64k-keepalive-1shard.
+// FastCGI scenarios (quiclb straight to php-fpm against nginx + php-fpm on the same pool, bench/lib/fastcgi.ts)
+// read `fcgi-<kind>-<protocol>-keepalive-<N>shard`, kind php (a small page), static (a file), xaccel (a download).
 // Named groups (`--scenario acceptance`) pick the scenarios an issue's acceptance criteria are stated in.
 import { BODY_SIZES, UPLOAD_PATH, type SizeName } from './backends.ts';
 import type { Reuse } from './load-types.ts';
 import { PROTOCOLS, type Protocol } from './targets.ts';
+import { FASTCGI_BODIES, FASTCGI_PATHS, NGINX_FPM, type FastCgiKind } from './fastcgi.ts';
 
 export interface Scenario {
   name: string;
   protocol: Protocol;
-  /** 'small' | '64k' | '1m' for downloads, 'upload1m' for the 1 MiB POST. */
-  size: SizeName | 'upload1m';
+  /** 'small' | '64k' | '1m' for downloads, 'upload1m' for the 1 MiB POST, the kind for FastCGI scenarios. */
+  size: SizeName | 'upload1m' | FastCgiKind;
+  /** FastCGI scenarios: what is asked of the php-fpm site. */
+  fastcgi?: FastCgiKind;
+  /** The target every other one is compared with: 'direct' (the backends), or nginx + php-fpm for FastCGI. */
+  baseline: string;
   reuse: Reuse;
   shards: number;
   method: 'GET' | 'POST';
@@ -51,7 +58,9 @@ export const ACCEPTANCE_SET: ReadonlyArray<string> = [
   'h2-16k-keepalive',
   'h3-small-keepalive',
 ];
-export const GROUPS: Readonly<Record<string, ReadonlyArray<string>>> = { acceptance: ACCEPTANCE_SET };
+/** FastCGI mode against nginx + php-fpm: `--scenario fastcgi`. */
+export const FASTCGI_SET: ReadonlyArray<string> = (['php', 'static', 'xaccel'] as const).flatMap((k) => [`fcgi-${k}-h1-keepalive`, `fcgi-${k}-h2-keepalive`]);
+export const GROUPS: Readonly<Record<string, ReadonlyArray<string>>> = { acceptance: ACCEPTANCE_SET, fastcgi: FASTCGI_SET };
 
 const QUICK_PEERS = new Set(['h1-small-keepalive-1shard', 'h2-small-keepalive-1shard', 'h3-small-keepalive-1shard']);
 
@@ -72,6 +81,7 @@ export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
             path: `/${size}`,
             uploadBytes: 0,
             expectBytes: BODY_SIZES[size],
+            baseline: 'direct',
             peersInQuick: QUICK_PEERS.has(name),
           });
         }
@@ -87,8 +97,27 @@ export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
         path: UPLOAD_PATH,
         uploadBytes: UPLOAD_BYTES,
         expectBytes: UPLOAD_RESPONSE,
+        baseline: 'direct',
         peersInQuick: false,
       });
+    }
+    for (const kind of ['php', 'static', 'xaccel'] as const) {
+      for (const protocol of ['h1', 'h2'] as const) {
+        out.push({
+          name: `fcgi-${kind}-${protocol}-keepalive-${shards}shard`,
+          protocol,
+          size: kind,
+          fastcgi: kind,
+          reuse: 'keepalive',
+          shards,
+          method: 'GET',
+          path: FASTCGI_PATHS[kind],
+          uploadBytes: 0,
+          expectBytes: FASTCGI_BODIES[kind],
+          baseline: NGINX_FPM,
+          peersInQuick: false,
+        });
+      }
     }
   }
   return out;
