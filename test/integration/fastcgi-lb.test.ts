@@ -336,6 +336,16 @@ test('php-fpm killed mid-response: the client sees the response broken, quiclb s
   }
   assert.notEqual(cookie, '', 'found the affinity cookie of the victim');
 
+  // The same script on all three protocols at once: it sends its headers and 100 KB, then sleeps.
+  const h2 = execFileP('curl', ['-sk', '--http2', '-o', '/dev/null', '-H', `Cookie: ${cookie}`, `https://127.0.0.1:${lb.httpsPort}/die-midway.php`]).then(
+    () => 0,
+    (err: { code?: number }) => err.code ?? -1,
+  );
+  const conn = await H3Connection.connect({ host: '127.0.0.1', port: lb.httpsPort });
+  const h3 = conn.request({ path: '/die-midway.php', headers: [['cookie', cookie]], timeoutMs: 20_000 }).then(
+    (r) => `completed with ${r.status}`,
+    (err: Error) => err.message,
+  );
   const res = await request(http('/die-midway.php'), { headers: { cookie } });
   assert.equal(res.statusCode, 200);
   const reader = res.body[Symbol.asyncIterator]();
@@ -345,6 +355,8 @@ test('php-fpm killed mid-response: the client sees the response broken, quiclb s
     assert.ok(!done, 'the body is still flowing');
     got += (value as Buffer).length;
   }
+  const active = async (): Promise<number> => ((await getJson(http('/stats'))).body.backends as Array<{ id: string; activeConnections: number }>).find((b) => b.id === victim.id)!.activeConnections;
+  await waitFor('all three requests run on the victim', async () => (await active()) === 3);
   await victim.kill();
   await assert.rejects(
     (async () => {
@@ -353,8 +365,11 @@ test('php-fpm killed mid-response: the client sees the response broken, quiclb s
         if (done) return;
       }
     })(),
-    'a response cut by php-fpm dying never ends cleanly',
+    'a response cut by php-fpm dying never ends cleanly (HTTP/1.1: no final chunk)',
   );
+  assert.notEqual(await h2, 0, 'curl saw the HTTP/2 stream broken');
+  assert.doesNotMatch(await h3, /^completed/, 'the HTTP/3 stream was reset, not finished');
+  conn.close();
   // quiclb is up and serves from the other pool; the dead one is marked down.
   assert.equal((await getJson(http('/health'))).status, 200);
   await waitFor(`${victim.id} is marked down`, async () => !(await healthyOf(victim.id)));
