@@ -161,6 +161,36 @@ test('HTTP/2 and HTTP/3 uploads without content-length are spooled too', { timeo
   }
 });
 
+test('a client that abandons its upload costs the php-fpm backend nothing: no error, no passive failure', { timeout: 60_000 }, async () => {
+  const stats = async (): Promise<{ requests: number; errors: number }> => {
+    const s = (await (await request(http('/stats'))).body.json()) as { backends: Array<{ requests: number; errors: number }> };
+    return s.backends[0];
+  };
+  const { connect } = await import('node:net');
+  /** Sends a head and `send` bytes of body, then drops the connection. */
+  const abandon = (head: string, send: Buffer): Promise<void> =>
+    new Promise((resolve) => {
+      const sock = connect(lb.httpPort, '127.0.0.1', () => {
+        sock.write(head);
+        sock.write(send, () => setTimeout(() => sock.destroy(), 300));
+      });
+      sock.on('close', () => resolve());
+      sock.on('error', () => undefined);
+    });
+  const before = await stats();
+  // With a length: streamed to PHP, which sees its STDIN cut; the request reached the backend.
+  await abandon(`POST /upload.php HTTP/1.1\r\nHost: x\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`, Buffer.alloc(1024 * 1024, 1));
+  // Chunked: still being spooled when the client leaves; nothing was sent to php-fpm.
+  await abandon('POST /upload.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', Buffer.from(`100000\r\n${'a'.repeat(0x100000)}\r\n`));
+  await new Promise((r) => setTimeout(r, 500));
+  const after = await stats();
+  assert.equal(after.errors, before.errors, 'no error counted against php-fpm');
+  assert.ok(after.requests - before.requests <= 1, `${after.requests - before.requests} requests reached php-fpm`);
+  const m = await (await request(http('/metrics'))).body.text();
+  assert.match(m, /quiclb_backend_passive_failures\{backend="fpm"\} 0/);
+  assert.ok(!lb.logs().some((e) => e.msg === 'backend request failed'), 'nothing logged as a backend failure');
+});
+
 test('server.maxBodySize bounds spooled bodies: a chunked upload past it is 413, and nothing reaches PHP', { timeout: 120_000 }, async () => {
   const small = await startQuiclb({
     config: { loadBalancer: { backendServers: [fpm.backends[0].config()] }, moodle: { wwwRoot: tree.wwwRoot }, server: { maxBodySize: '1MiB' }, healthCheck: { enabled: false } },
