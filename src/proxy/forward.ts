@@ -1,7 +1,8 @@
-// Forwarding one request to a backend through undici's dispatch() with a handler that writes the response
-// straight to the client's BodySink (no Readable, no AbortController, no promise per chunk): pick a backend,
-// send, stream both ways with backpressure, retry an idempotent request once on another backend when the
-// first fails before any response byte, and map failures to 502/503/504.
+// Forwarding one request to a backend (undici's Pool for HTTP, a FastCgiPool for php-fpm: upstream.ts) through
+// dispatch() with a handler that writes the response straight to the client's BodySink (no Readable, no
+// AbortController, no promise per chunk): pick a backend, send, stream both ways with backpressure, retry an
+// idempotent request once on another backend when the first fails before any response byte, and map failures
+// to 502/503/504.
 //
 // Who caused a failure decides what it counts against: a failure of the client (it left, its body was
 // truncated, too large or too slow) is answered 4xx or dropped and never counts against a backend;
@@ -12,7 +13,7 @@ import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, B_ACTIVE, BC_REQUESTS, BC_ERRORS, BC_FAILOVERS, G_NO_BACKEND } from '../shared/state.ts';
 import type { BodySink, FrontResponse, HeaderList } from './types.ts';
-import { responseHeaderList } from './headers.ts';
+import { firstHeader, responseHeaderList } from './headers.ts';
 import { classifyFailure, clientFault, errorCode, isIdempotent } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { Backend } from '../balancer/backend.ts';
@@ -20,7 +21,6 @@ import { recordBackendResult } from '../health/passive.ts';
 import type { LatencyRecorder } from '../admin/latency.ts';
 import { spoolBody } from '../fastcgi/spool.ts';
 import { fastCgiUpstream, httpUpstream, type Upstream, type UpstreamRequest } from './upstream.ts';
-import { firstHeader } from './headers.ts';
 
 export interface ForwarderOptions {
   config: Config;
