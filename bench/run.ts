@@ -21,6 +21,7 @@ import { markdown, ratioOf, type BenchReport, type MemoryAfter, type ScenarioRes
 import { QUICK_SET, selectScenarios, type Scenario } from './lib/scenarios.ts';
 import { PEERS, baselineProtocol, directTarget, startNginxPeer, startQuiclbTarget, type PeerEnv, type PeerName, type Target } from './lib/targets.ts';
 import { wrkDurationS } from './lib/wrk.ts';
+import { startFastCgiSite, startNginxFpm, startQuiclbFpm, type FastCgiSite } from './lib/fastcgi.ts';
 
 /** "1.22.1", "2.6.12-1+deb12u4", "2.6.2": the first version-looking word a tool prints about itself. */
 function versionOf(bin: string, args: string[]): string {
@@ -46,6 +47,8 @@ function activePeers(opts: BenchOptions): PeerName[] {
 
 /** In --quick (without --scenario) nginx, HAProxy and Caddy run on a few scenarios only; node15 on all. */
 function peerRuns(opts: BenchOptions, s: Scenario, peer: string): boolean {
+  // FastCGI scenarios have their own peer (nginx + php-fpm, the baseline).
+  if (s.fastcgi !== undefined) return false;
   return peer === 'node15' || !(opts.quick && !opts.scenario) || s.peersInQuick;
 }
 
@@ -124,9 +127,10 @@ async function main(): Promise<void> {
     2 + (s.cache ? (cachePeerRuns(peers, s) ? 1 : 0) : peers.filter((p) => peerRuns(opts, s, p) && peerSpeaks(p, s)).length);
   const progress = new Progress(scenarios.reduce((n, s) => n + targetsOf(s), 0) * (opts.halfPeak ? 2 : 1));
 
-  const measure = async (s: Scenario, target: Target, res: ScenarioResult): Promise<void> => {
-    const isBase = target.name === 'direct';
-    const protocol = isBase ? baselineProtocol(s.protocol) : s.protocol;
+  const measure = async (s: Scenario, target: Target, res: ScenarioResult, c: MeasureContext = ctx): Promise<void> => {
+    const isBase = target.name === s.baseline;
+    // The nginx backends of the direct baseline speak HTTP/1.1 only.
+    const protocol = target.name === 'direct' ? baselineProtocol(s.protocol) : s.protocol;
     const endpoints = target.endpoints(protocol);
     if (!endpoints) {
       res.skipped.push({ target: target.name, reason: `no ${s.protocol} listener` });
@@ -148,11 +152,11 @@ async function main(): Promise<void> {
     const run = async (sp: LoadSpec) => {
       const g = pickGenerator(protocol, s.reuse, sp.rate > 0, opts.generator, tools);
       const plannedS = opts.warmupS + (g === 'wrk' ? wrkDurationS(opts.durationS) : opts.durationS);
-      return measureWith(g, ctx, sp, target, progress.next(s.name, target.name, generatorLabel(g, protocol), plannedS));
+      return measureWith(g, c, sp, target, progress.next(s.name, target.name, generatorLabel(g, protocol), plannedS));
     };
     try {
       const m = await run(spec);
-      const base = res.results.find((r) => r.target === 'direct');
+      const base = res.results.find((r) => r.target === s.baseline);
       const tr: TargetResult = { target: target.name, protocol: endpoints[0].protocol, m, ratio: base && !isBase ? ratioOf(m, base.m) : undefined };
       res.results.push(tr);
       if (opts.halfPeak && m.rps > 0) tr.halfPeak = await run({ ...spec, rate: m.rps / 2 });
@@ -162,11 +166,46 @@ async function main(): Promise<void> {
     }
   };
 
+  // The php-fpm pool of the FastCGI scenarios, started on first need and shared by every worker count.
+  let site: FastCgiSite | undefined;
+  const measureFastCgi = async (group: Scenario[], env: PeerEnv): Promise<void> => {
+    site ??= await startFastCgiSite(dir, Math.max(8, opts.connections));
+    const fpmPid = site.fpm.child.pid!;
+    const fctx: MeasureContext = { ...ctx, backendPids: () => processTree(fpmPid) };
+    const targets: Target[] = [];
+    for (const start of [startNginxFpm, startQuiclbFpm]) {
+      try {
+        targets.push(await start(env, site));
+      } catch (err) {
+        progress.note(`${start === startNginxFpm ? 'nginx + php-fpm' : 'quiclb (FastCGI)'} did not start: ${(err as Error).message}`);
+      }
+    }
+    const runsOn = new Map<string, number>();
+    try {
+      for (const s of group) {
+        const res: ScenarioResult = { scenario: s, results: [], skipped: [] };
+        results.push(res);
+        for (const t of targets) await measure(s, t, res, fctx);
+        for (const r of res.results) runsOn.set(r.target, (runsOn.get(r.target) ?? 0) + 1);
+      }
+      for (const t of targets) if (runsOn.has(t.name)) memory.push({ workers: env.workers, target: `${t.name} (FastCGI)`, rssBytes: rssBytes(t.pids()), runs: runsOn.get(t.name)! });
+    } finally {
+      for (const t of targets) await t.stop();
+    }
+  };
+
   try {
     for (const shards of [...new Set(scenarios.map((s) => s.shards))]) {
+      // FastCGI scenarios run against their own quiclb (FastCGI backends) and nginx + php-fpm.
+      const fastcgiGroup = scenarios.filter((s) => s.shards === shards && s.fastcgi !== undefined);
+      if (fastcgiGroup.length > 0) {
+        const env: PeerEnv = { dir: join(dir, `w${shards}-fcgi`), backends: backendSet.backends, certFile, keyFile, workers: shards };
+        await mkdir(env.dir, { recursive: true });
+        await measureFastCgi(fastcgiGroup, env);
+      }
       // The cachedcss scenarios run against their own quiclb (cache on) and nginx (proxy_cache).
       for (const cache of [false, true]) {
-        const group = scenarios.filter((s) => s.shards === shards && s.cache === cache);
+        const group = scenarios.filter((s) => s.shards === shards && s.cache === cache && s.fastcgi === undefined);
         if (group.length === 0) continue;
         const tag = `w${shards}${cache ? '-cache' : ''}`;
         const env: PeerEnv = { dir: join(dir, tag), backends: backendSet.backends, certFile, keyFile, workers: shards };
@@ -235,10 +274,17 @@ async function main(): Promise<void> {
   } finally {
     progress.done();
     await runner.close();
+    await site?.stop();
     await backendSet.stop();
     await rm(dir, { recursive: true, force: true });
   }
 
+  if (scenarios.some((s) => s.fastcgi !== undefined)) {
+    notes.push(
+      'FastCGI scenarios (fcgi-*): the baseline is nginx + php-fpm (Moodle\'s usual web server) on the same php-fpm pool, so `vs direct` ' +
+        'there is quiclb over nginx; `backend cores` is php-fpm. Neither keeps FastCGI connections alive.',
+    );
+  }
   const toolVersions: Record<string, string> = {};
   if (tools.wrk) toolVersions.wrk = versionOf(tools.wrk, ['--version']);
   if (tools.h2load) toolVersions.h2load = versionOf(tools.h2load, ['--version']);

@@ -5,6 +5,7 @@ import type { BenchReport } from './report.ts';
 
 const COLORS: Record<string, string> = {
   direct: '#7f7f7f',
+  'nginx+php-fpm': '#8c564b',
   quiclb: '#d62728',
   nginx: '#2ca02c',
   haproxy: '#1f77b4',

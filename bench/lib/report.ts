@@ -143,7 +143,7 @@ export function markdown(report: BenchReport): string {
     const node15 = s.results.find((r) => r.target === 'node15')?.m;
     for (const r of s.results) {
       const l = r.m.latency;
-      const isBase = r.target === 'direct';
+      const isBase = r.target === s.scenario.baseline;
       lines.push(
         `| ${s.scenario.name} | ${r.target} | ${PROTO_LABEL[r.protocol]} | ${r.m.generator} | ${num(r.m.rps)} | ${r.ratio ? num(r.ratio.rps, 2) : 'base'} | ` +
           `${r.target === 'node15' || isBase ? '' : ratio(r.m.rps, node15?.rps)} | ${isBase ? '' : num(r.m.targetCpu, 2)} | ${isBase ? '' : num(r.m.rpsPerTargetCore)} | ` +
@@ -229,7 +229,7 @@ function halfPeakTable(report: BenchReport, lines: string[]): void {
     const l = h.latency;
     lines.push(
       `| ${s.scenario.name} | ${r.target} | ${PROTO_LABEL[r.protocol]} | ${h.generator} | ${num(r.m.rps)} | ${num(h.offeredRps)} | ${num(h.rps)} | ` +
-        `${ms(l.p50)} | ${ms(l.p90)} | ${ms(l.p99)} | ${ms(l.p999)} | ${ms(l.max)} | ${r.target === 'direct' ? '' : num(h.targetCpu, 2)} | ${num(h.errors)} | ${meetsHalfPeakGoal(r.protocol, h)} |`,
+        `${ms(l.p50)} | ${ms(l.p90)} | ${ms(l.p99)} | ${ms(l.p999)} | ${ms(l.max)} | ${r.target === s.scenario.baseline ? '' : num(h.targetCpu, 2)} | ${num(h.errors)} | ${meetsHalfPeakGoal(r.protocol, h)} |`,
     );
   }
   lines.push('');

@@ -2,16 +2,23 @@
 // quiclb on 1 and 2 shards. Names read `<protocol>-<size>-<reuse>-<N>shard`, e.g. h2-64k-keepalive-1shard.
 // The cachedcss scenarios (HTTP/1.1, HTTP/2, HTTP/3) ask for one cacheable stylesheet through quiclb with its
 // response cache on and through nginx with proxy_cache (`--scenario cache`).
+// FastCGI scenarios (quiclb straight to php-fpm against nginx + php-fpm on the same pool, bench/lib/fastcgi.ts)
+// read `fcgi-<kind>-<protocol>-keepalive-<N>shard`, kind php (a small page), static (a file), xaccel (a download).
 // Named groups (`--scenario acceptance`) pick the scenarios an issue's acceptance criteria are stated in.
 import { BODY_SIZES, CACHED_CSS, UPLOAD_PATH, type SizeName } from './backends.ts';
+import { FASTCGI_BODIES, FASTCGI_PATHS, NGINX_FPM, type FastCgiKind } from './fastcgi.ts';
 import type { Reuse } from './load-types.ts';
 import { PROTOCOLS, type Protocol } from './targets.ts';
 
 export interface Scenario {
   name: string;
   protocol: Protocol;
-  /** 'small' | '64k' | '1m' for downloads, 'upload1m' for the 1 MiB POST, 'cachedcss' for the cached stylesheet. */
-  size: SizeName | 'upload1m' | 'cachedcss';
+  /** 'small' | '64k' | '1m' for downloads, 'upload1m' for the 1 MiB POST, 'cachedcss' for the cached stylesheet, the kind for FastCGI scenarios. */
+  size: SizeName | 'upload1m' | 'cachedcss' | FastCgiKind;
+  /** FastCGI scenarios: what is asked of the php-fpm site. */
+  fastcgi?: FastCgiKind;
+  /** The target every other one is compared with: 'direct' (the backends), or nginx + php-fpm for FastCGI. */
+  baseline: string;
   reuse: Reuse;
   shards: number;
   method: 'GET' | 'POST';
@@ -60,7 +67,9 @@ export const ACCEPTANCE_SET: ReadonlyArray<string> = [
 ];
 /** The cached-stylesheet scenarios: `--scenario cache`. */
 export const CACHE_SET: ReadonlyArray<string> = CACHE_PROTOCOLS.map((p) => `${p}-cachedcss-keepalive`);
-export const GROUPS: Readonly<Record<string, ReadonlyArray<string>>> = { acceptance: ACCEPTANCE_SET, cache: CACHE_SET };
+/** FastCGI mode against nginx + php-fpm: `--scenario fastcgi`. */
+export const FASTCGI_SET: ReadonlyArray<string> = (['php', 'static', 'xaccel'] as const).flatMap((k) => [`fcgi-${k}-h1-keepalive`, `fcgi-${k}-h2-keepalive`]);
+export const GROUPS: Readonly<Record<string, ReadonlyArray<string>>> = { acceptance: ACCEPTANCE_SET, cache: CACHE_SET, fastcgi: FASTCGI_SET };
 
 const QUICK_PEERS = new Set(['h1-small-keepalive-1shard', 'h2-small-keepalive-1shard', 'h3-small-keepalive-1shard']);
 
@@ -83,6 +92,7 @@ export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
             expectBytes: BODY_SIZES[size],
             peersInQuick: QUICK_PEERS.has(name),
             cache: false,
+            baseline: 'direct',
           });
         }
       }
@@ -99,6 +109,7 @@ export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
         expectBytes: UPLOAD_RESPONSE,
         peersInQuick: false,
         cache: false,
+        baseline: 'direct',
       });
     }
     for (const protocol of CACHE_PROTOCOLS) {
@@ -114,7 +125,27 @@ export function allScenarios(shardCounts: number[] = [1, 2]): Scenario[] {
         expectBytes: CACHED_CSS.bytes,
         peersInQuick: false,
         cache: true,
+        baseline: 'direct',
       });
+    }
+    for (const kind of ['php', 'static', 'xaccel'] as const) {
+      for (const protocol of ['h1', 'h2'] as const) {
+        out.push({
+          name: `fcgi-${kind}-${protocol}-keepalive-${shards}shard`,
+          protocol,
+          size: kind,
+          fastcgi: kind,
+          reuse: 'keepalive',
+          shards,
+          method: 'GET',
+          path: FASTCGI_PATHS[kind],
+          uploadBytes: 0,
+          expectBytes: FASTCGI_BODIES[kind],
+          baseline: NGINX_FPM,
+          peersInQuick: false,
+          cache: false,
+        });
+      }
     }
   }
   return out;

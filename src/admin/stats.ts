@@ -78,8 +78,12 @@ export const NO_RATE_LIMIT: RateLimitSnapshot = {
 
 export interface BackendStats {
   id: string;
+  /** 'http' or 'fastcgi' (php-fpm straight). */
+  protocol: 'http' | 'fastcgi';
+  /** '' and 0 for a FastCGI backend on a unix socket (then `socket`). */
   host: string;
   port: number;
+  socket?: string;
   /** Configured weight (weighted and least-connections strategies). */
   weight: number;
   group: string;
@@ -163,8 +167,10 @@ export function buildStats(input: StatsInput, now = Date.now()): Stats {
     const slot = slotAt(input.slots, i);
     return {
       id: b.id,
+      protocol: b.protocol,
       host: b.host,
       port: b.port,
+      ...(b.socket === undefined ? {} : { socket: b.socket }),
       weight: b.weight,
       group: b.group,
       healthy: state.backendGauge(slot, B_HEALTHY) === 1,

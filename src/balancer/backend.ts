@@ -2,13 +2,15 @@
 // SharedState: the same slot addresses its gauges and counters in every thread, so no thread needs a lookup
 // table to share load information. Slots are stable by backend id across configuration reloads (the primary
 // assigns them, src/primary/backend-slots.ts); without a reload, slot i is loadBalancer.backendServers[i].
-import type { BackendConfig } from '../config/types.ts';
+import type { BackendConfig, BackendProtocol } from '../config/types.ts';
 import { slotAt } from '../shared/state.ts';
 
 export interface Backend {
   /** The backend's slot in SharedState (and in the session table and the latency histograms). */
   index: number;
   id: string;
+  /** 'http' (undici) or 'fastcgi' (php-fpm straight, src/fastcgi). */
+  protocol: BackendProtocol;
   host: string;
   port: number;
   weight: number;
@@ -28,6 +30,7 @@ export function backendsFromConfig(servers: readonly BackendConfig[], slots?: re
     Object.freeze({
       index: slotAt(slots, i),
       id: s.id,
+      protocol: s.protocol,
       host: s.host,
       port: s.port,
       // The schema validates weight >= 1; a hand-built config with 0 or NaN still gets a usable share

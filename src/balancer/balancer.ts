@@ -51,6 +51,7 @@ export class BalancerConfigError extends Error {
 }
 
 interface Group {
+  backends: readonly Backend[];
   members: Uint8Array; // members[backend.index] === 1 when the backend serves the group (indexed by slot)
   strategy: SelectionStrategy;
 }
@@ -95,7 +96,7 @@ export class Balancer {
       if (list.length === 0) throw new BalancerConfigError(name);
       const members = new Uint8Array(MAX_BACKENDS);
       for (const b of list) members[b.index] = 1;
-      this.groups.set(name, { members, strategy: createStrategy(opts.lb.strategy, list, opts.state) });
+      this.groups.set(name, { backends: list, members, strategy: createStrategy(opts.lb.strategy, list, opts.state) });
     }
   }
 
@@ -107,6 +108,11 @@ export class Balancer {
   /** The route group a request belongs to (exposed for logs and the admin API). */
   groupFor(host: string, path: string): string {
     return this.router.groupFor(host, path);
+  }
+
+  /** Every backend that can serve a request for host and path (its route group), whatever their health. */
+  routeBackends(host: string, path: string): readonly Backend[] {
+    return this.groups.get(this.router.groupFor(host, path))?.backends ?? [];
   }
 
   select(req: SelectRequest): Selection | undefined {

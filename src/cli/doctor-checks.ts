@@ -12,6 +12,8 @@ import { loadTlsMaterial, CERT_WARN_DAYS } from '../shared/tls-material.ts';
 import { defaultKeyRingFile, readKeyRing } from '../shared/key-ring.ts';
 import { bindAddressList, isIpv6Any, resolveBinds, type BindSpec } from '../primary/bind-plan.ts';
 import { prepareQuicheBinding, type PrepareOptions } from '../quic/quiche-binding-file.ts';
+import { fastCgiTarget } from '../fastcgi/from-config.ts';
+import { describeTarget, openConnection } from '../fastcgi/connection.ts';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
 
@@ -403,6 +405,34 @@ export function checkCertificate(config: Config, now = Date.now()): CheckResult[
   if (leaf && config.moodle.wwwRoot) {
     const host = hostCheck(leaf, config.moodle.wwwRoot);
     if (host) results.push(host);
+  }
+  return results;
+}
+
+// ---- php-fpm (FastCGI backends) ------------------------------------------------------------------
+
+/**
+ * Every FastCGI backend's php-fpm accepts a connection (unix socket or TCP), as quiclb would open it; nothing is
+ * sent. A socket quiclb cannot open (missing, refused, no permission) is a FAIL with what to change.
+ */
+export async function checkFastCgiBackends(config: Config, timeoutMs = 2000): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  for (const b of config.loadBalancer.backendServers) {
+    if (b.protocol !== 'fastcgi') continue;
+    const target = fastCgiTarget(b);
+    const name = `php-fpm ${b.id}`;
+    try {
+      const conn = await openConnection(target, timeoutMs);
+      conn.socket.destroy();
+      results.push({ status: 'OK', name, detail: `${describeTarget(target)} accepts connections` });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const fix =
+        e.code === 'EACCES'
+          ? "let quiclb's user connect: php-fpm's listen.owner / listen.group / listen.mode (e.g. listen.mode = 0660 and quiclb in listen.group)"
+          : `start php-fpm (systemctl start php8.2-fpm) or point ${b.socket !== undefined ? 'socket' : 'host/port'} of backend ${b.id} (or moodle.phpFpmSocket) at its listen address`;
+      results.push({ status: 'FAIL', name, detail: e.message, fix });
+    }
   }
   return results;
 }

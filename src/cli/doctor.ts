@@ -1,8 +1,8 @@
 // `quiclb doctor`: checks this host for what `quiclb start` needs (UDP buffers, open-file limit, listen
-// backlog, free ports, certificate, key ring, the quiche binding) and prints one line per check with the fix, pointing at tuning/.
+// backlog, free ports, certificate, key ring, the quiche binding, php-fpm sockets) and prints one line per check with the fix, pointing at tuning/.
 // Exit code 0 when nothing FAILs (warnings allowed), 1 otherwise.
 import type { Config } from '../config/types.ts';
-import { checkCertificate, checkKeyRing, checkListenBacklog, checkNofile, checkPorts, checkQuicheBinding, checkUdpBufferSizes } from './doctor-checks.ts';
+import { checkCertificate, checkFastCgiBackends, checkKeyRing, checkListenBacklog, checkNofile, checkPorts, checkQuicheBinding, checkUdpBufferSizes } from './doctor-checks.ts';
 import type { CheckResult } from './doctor-checks.ts';
 
 /** `OK    name: detail — fix: ...`; the status is padded so the names line up. */
@@ -19,6 +19,7 @@ export async function collectChecks(config: Config): Promise<CheckResult[]> {
     ...checkCertificate(config),
     checkKeyRing(config),
     checkQuicheBinding(config),
+    ...(await checkFastCgiBackends(config)),
   ];
 }
 

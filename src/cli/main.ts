@@ -2,7 +2,7 @@
 // Old spellings stay accepted: `--generate-config` and `-config FILE`.
 import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
-import { loadConfig, defaultConfigJson, toJson, isConfigError } from '../config/load.ts';
+import { loadConfig, defaultConfigJson, phpFpmConfigJson, toJson, isConfigError } from '../config/load.ts';
 import { createLogger } from '../shared/logger.ts';
 import { runStart } from './start.ts';
 import { runDoctor } from './doctor.ts';
@@ -21,6 +21,10 @@ Usage:
                                                is validated here first)
   quiclb generate-config [--out FILE]          write a config holding every default (stdout without --out;
                                                the old spelling --generate-config writes ./config.json)
+  quiclb generate-config --php-fpm SOCKET --www-root DIR [--data-root DIR] [--out FILE]
+                                               the same for Moodle on php-fpm with no web server between:
+                                               moodle.phpFpmSocket + moodle.wwwRoot (one FastCGI backend
+                                               "php-fpm"; quiclb serves static files and X-Accel-Redirect)
   quiclb check-config FILE                     validate a config and print the effective settings
   quiclb doctor [--config FILE]                check this host (UDP buffers, file limits, ports, certificate)
   quiclb cache purge [PREFIX] [--config FILE]  remove stored responses from the response cache's store file
@@ -79,6 +83,9 @@ export async function main(argv: string[]): Promise<void> {
         config: { type: 'string', short: 'c' },
         workers: { type: 'string', short: 'w' },
         out: { type: 'string', short: 'o' },
+        'php-fpm': { type: 'string' },
+        'www-root': { type: 'string' },
+        'data-root': { type: 'string' },
         demo: { type: 'boolean' },
         'pid-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -106,7 +113,11 @@ export async function main(argv: string[]): Promise<void> {
 
   switch (command) {
     case 'generate-config': {
-      const text = `${JSON.stringify(defaultConfigJson(), null, 2)}\n`;
+      const socket = values['php-fpm'];
+      if (socket === undefined && (values['www-root'] !== undefined || values['data-root'] !== undefined)) fail('--www-root and --data-root go with --php-fpm SOCKET');
+      if (socket !== undefined && values['www-root'] === undefined) fail("--php-fpm needs --www-root DIR (the directory of Moodle's code)");
+      const doc = socket === undefined ? defaultConfigJson() : phpFpmConfigJson({ socket, wwwRoot: values['www-root'] as string, dataRoot: values['data-root'] });
+      const text = `${JSON.stringify(doc, null, 2)}\n`;
       if (values.out) {
         await writeFile(values.out, text, { flag: 'wx' }).catch((err: NodeJS.ErrnoException) =>
           fail(err.code === 'EEXIST' ? `${values.out} exists; not overwriting it` : err.message),

@@ -174,3 +174,14 @@ export function defaultConfigJson(): Record<string, unknown> {
   doc.loadBalancer.backendServers = structuredClone(EXAMPLE_BACKENDS);
   return doc;
 }
+
+/**
+ * The document `quiclb generate-config --php-fpm SOCKET --www-root DIR` writes: every default, no backend list,
+ * and the shorthand that makes quiclb Moodle's web server with php-fpm straight behind it (one FastCGI backend
+ * "php-fpm" on SOCKET; static files and X-Accel-Redirect served from DIR and the dataroot).
+ */
+export function phpFpmConfigJson(o: { socket: string; wwwRoot: string; dataRoot?: string }): Record<string, unknown> {
+  const doc = structuredClone(DEFAULTS) as unknown as { moodle: Record<string, unknown> } & Record<string, unknown>;
+  doc.moodle = { phpFpmSocket: o.socket, wwwRoot: o.wwwRoot, ...(o.dataRoot === undefined ? {} : { dataRoot: o.dataRoot }), ...doc.moodle };
+  return doc;
+}

@@ -11,7 +11,7 @@ import { ConfigError, describeValue, formatPath, type ConfigIssue } from './erro
 import { formatDuration, formatSize } from './duration.ts';
 
 export { parseDuration, formatDuration, parseSize, formatSize } from './duration.ts';
-export { defaultConfigJson } from './defaults.ts';
+export { defaultConfigJson, phpFpmConfigJson } from './defaults.ts';
 export { ConfigError, isConfigError } from './errors.ts';
 export type { ConfigIssue } from './errors.ts';
 export { applyEnvOverrides } from './env.ts';

@@ -49,7 +49,10 @@ export function headerParams(headers: FrontRequest['headers']): Array<[string, s
   return [...joined];
 }
 
-export function buildParams(req: FrontRequest, opts: ParamsOptions): Array<[string, string]> {
+/** What buildParams reads of a request. */
+export type ParamsRequest = Pick<FrontRequest, 'protocol' | 'method' | 'scheme' | 'authority' | 'path' | 'headers' | 'remoteAddress' | 'remotePort'>;
+
+export function buildParams(req: ParamsRequest, opts: ParamsOptions): Array<[string, string]> {
   const { script } = opts;
   const root = opts.documentRoot.endsWith('/') ? opts.documentRoot.slice(0, -1) : opts.documentRoot;
   const q = req.path.indexOf('?');

@@ -12,6 +12,9 @@ import { B_ENABLED, B_HEALTHY, B_PASSIVE_FAILS, BC_HEALTH_TRANSITIONS, slotAt, t
 import { parseExpectStatus, type StatusMatcher } from './expect-status.ts';
 import { PassiveRecovery } from './passive.ts';
 import { probe, type ProbeResult } from './probe.ts';
+import { probeFastCgi, probePool } from './probe-fastcgi.ts';
+import type { FastCgiPool } from '../fastcgi/pool.ts';
+import { wwwRootDirectory } from '../config/www-root.ts';
 import { HealthStateMachine } from './state-machine.ts';
 
 export interface ActiveHealthCheckerOptions {
@@ -50,6 +53,8 @@ export class ActiveHealthChecker {
   private hostHeader: string | undefined;
   private readonly recovery: PassiveRecovery;
   private agent: Agent | undefined;
+  /** FastCGI backends' probe pools, by backend id and address (a reload may move a slot to another backend). */
+  private readonly fastCgiPools = new Map<string, FastCgiPool>();
   /** One probe per backend slot at a time: a second request for a round joins the one in flight. */
   private readonly inflight = new Map<number, Promise<void>>();
   private readonly cancel = new AbortController();
@@ -129,7 +134,10 @@ export class ActiveHealthChecker {
     this.running = false;
     this.stopTimers();
     this.cancel.abort();
-    await Promise.allSettled([...this.inflight.values(), this.round]);
+    // Probes in flight end at once (a FastCGI probe has no signal of its own: destroying its pool ends it).
+    const pools = [...this.fastCgiPools.values()];
+    this.fastCgiPools.clear();
+    await Promise.all([...pools.map((p) => p.destroy()), Promise.allSettled([...this.inflight.values(), this.round])]);
     const agent = this.agent;
     this.agent = undefined;
     await agent?.destroy();
@@ -165,12 +173,7 @@ export class ActiveHealthChecker {
     const { backend: b, slot: index } = t;
     const existing = this.inflight.get(index);
     if (existing) return existing;
-    const hc = this.config.healthCheck;
-    const p = probe(
-      this.dispatcher(),
-      { host: b.host, port: b.port, path: hc.path, hostHeader: this.hostHeader, timeoutMs: hc.timeoutMs, matchStatus: this.matchStatus },
-      this.cancel.signal,
-    )
+    const p = this.probe(b, index)
       .then((result) => {
         // A reload may have removed or moved the backend while its probe ran: only a result for the address
         // it still has counts.
@@ -180,6 +183,23 @@ export class ActiveHealthChecker {
       .finally(() => this.inflight.delete(index));
     this.inflight.set(index, p);
     return p;
+  }
+
+  /** HTTP backends get GET healthCheck.path; FastCGI backends get the same path run as a FastCGI request. */
+  private probe(b: BackendConfig, _index: number): Promise<ProbeResult> {
+    const hc = this.config.healthCheck;
+    if (b.protocol === 'fastcgi') {
+      const key = `${b.id}|${b.socket ?? `${b.host}:${b.port}`}`;
+      let pool = this.fastCgiPools.get(key);
+      if (pool === undefined) this.fastCgiPools.set(key, (pool = probePool(b, hc.timeoutMs)));
+      const documentRoot = wwwRootDirectory(this.config.moodle) ?? '/';
+      return probeFastCgi(pool, { documentRoot, path: hc.path, timeoutMs: hc.timeoutMs, matchStatus: this.matchStatus }, this.cancel.signal);
+    }
+    return probe(
+      this.dispatcher(),
+      { host: b.host, port: b.port, path: hc.path, hostHeader: this.hostHeader, timeoutMs: hc.timeoutMs, matchStatus: this.matchStatus },
+      this.cancel.signal,
+    );
   }
 
   private apply(t: Target, result: ProbeResult): void {

@@ -3,6 +3,7 @@
 import type { Duplex, Readable } from 'node:stream';
 import type { BodySink, FrontRequest, FrontResponse, HeaderList } from '../shared/http-types.ts';
 import type { Backend } from '../balancer/backend.ts';
+import type { ScriptTarget } from '../fastcgi/script.ts';
 import { parseCookies } from '../balancer/affinity.ts';
 import type { ExchangeCache } from './exchange-cache.ts';
 
@@ -11,6 +12,8 @@ export interface ResponsePath {
   respond(ex: Exchange, status: number, headers: HeaderList): BodySink;
   /** The response filters alone, for an answer without a body (a WebSocket's 101). */
   filterHead(ex: Exchange, head: { status: number; headers: HeaderList }): void;
+  /** The phases' backendResponse hooks: a promise when one took the response over. */
+  takeOver(ex: Exchange, status: number, headers: HeaderList): Promise<void> | undefined;
 }
 
 export class Exchange {
@@ -28,6 +31,10 @@ export class Exchange {
   answeredBy: string | undefined;
   /** What the response cache is doing for this request (src/pipeline/exchange-cache.ts); undefined when it never looked. */
   cache: ExchangeCache | undefined;
+  /** The PHP script under moodle.wwwRoot the request runs on a FastCGI backend (set by the static phase). */
+  script: ScriptTarget | undefined;
+  /** Set when a phase took the backend's response over (see Phase.backendResponse): settles when it answered. */
+  takeover: Promise<void> | undefined;
   private cookieMap: Map<string, string> | undefined;
   private abortHooks: Array<() => void> | undefined;
   private readonly path: ResponsePath;
@@ -71,6 +78,17 @@ export class Exchange {
     return upgrade.call(this.res, head.headers);
   }
 
+  /**
+   * A backend's response head: a phase may take the response over (then null: the caller reads and drops
+   * the backend's body), else it goes out as respond() sends it.
+   */
+  respondFromBackend(status: number, headers: HeaderList): BodySink | null {
+    const takeover = this.path.takeOver(this, status, headers);
+    if (takeover === undefined) return this.respond(status, headers);
+    this.takeover = takeover;
+    return null;
+  }
+
   /** `cb` runs if the response is broken off, by quiclb (abort) or by the client leaving: body filters free their state. */
   onAbort(cb: () => void): void {
     (this.abortHooks ??= []).push(cb);
@@ -83,6 +101,26 @@ export class Exchange {
     this.abortHooks = undefined;
     if (hooks !== undefined) for (const cb of hooks) cb();
     this.res.abort(reason);
+  }
+
+  /**
+   * The client's FrontResponse with respond() and abort() going through this exchange, for code that answers
+   * with a FrontResponse (serveFile): its answers pass the response and body filters like any other.
+   */
+  response(): FrontResponse {
+    const res = this.res;
+    return {
+      respond: (status, headers) => this.respond(status, headers),
+      inform: (status, headers) => res.inform(status, headers),
+      abort: (reason) => this.abort(reason),
+      get headersSent() {
+        return res.headersSent;
+      },
+      get finished() {
+        return res.finished;
+      },
+      onClientAbort: (cb) => res.onClientAbort(cb),
+    };
   }
 
   /** A small text answer from quiclb itself (errors, redirects, refusals). */

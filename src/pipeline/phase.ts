@@ -15,6 +15,13 @@ export interface Phase {
    * when it answers later: it resolves once the answer is complete), false to go on.
    */
   request?(ex: Exchange): boolean | Promise<boolean>;
+  /**
+   * Runs on a backend's response head, before the response filters. Returning a promise takes the response
+   * over (X-Accel-Redirect): the backend's body is read and dropped, and the phase answers through
+   * ex.respond() instead (the response and body filters apply as to any answer); the promise settles once
+   * that answer is complete. Return undefined to let the backend's response through.
+   */
+  backendResponse?(ex: Exchange, head: ResponseHead): Promise<void> | undefined;
   /** Response filter: may change the status and header list before they go to the client. Every answer passes here. */
   response?(ex: Exchange, head: ResponseHead): void;
   /**

@@ -12,6 +12,7 @@ type RequestHook = (ex: Exchange) => boolean | Promise<boolean>;
 export class Pipeline implements ResponsePath {
   readonly phases: readonly Phase[];
   private readonly requestHooks: RequestHook[];
+  private readonly backendHooks: Phase[];
   private readonly responseHooks: Phase[];
   private readonly bodyHooks: Phase[];
   private readonly doneHooks: Phase[];
@@ -24,6 +25,7 @@ export class Pipeline implements ResponsePath {
     this.phases = phases;
     this.logger = logger;
     this.requestHooks = phases.filter((p) => p.request).map((p) => p.request!.bind(p));
+    this.backendHooks = phases.filter((p) => p.backendResponse);
     this.responseHooks = phases.filter((p) => p.response);
     this.bodyHooks = phases.filter((p) => p.body);
     this.doneHooks = phases.filter((p) => p.done);
@@ -68,6 +70,24 @@ export class Pipeline implements ResponsePath {
     } catch (err) {
       this.fail(ex, err);
     }
+  }
+
+  takeOver(ex: Exchange, status: number, headers: HeaderList): Promise<void> | undefined {
+    for (let i = 0; i < this.backendHooks.length; i++) {
+      let taken: Promise<void> | undefined;
+      try {
+        taken = this.backendHooks[i].backendResponse!(ex, { status, headers });
+      } catch (err) {
+        // The phase claimed the response and failed: the runner answers 500 (or breaks the response).
+        taken = Promise.reject(err);
+      }
+      if (taken !== undefined) {
+        // Awaited only once the backend's body is read; until then a failure must not count as unhandled.
+        taken.catch(() => {});
+        return taken;
+      }
+    }
+    return undefined;
   }
 
   respond(ex: Exchange, status: number, headers: HeaderList): BodySink {

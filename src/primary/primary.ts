@@ -202,7 +202,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
       https: binds.map((b) => formatHostPort(b.host, s.httpsPort)).join(', '),
       h3: config.quic.enabled ? binds.map((b) => `${formatHostPort(b.host, s.httpsPort)}/udp`).join(', ') : 'disabled',
       quicShards,
-      backends: config.loadBalancer.backendServers.map((b) => `${b.id}=${b.host}:${b.port}`),
+      backends: config.loadBalancer.backendServers.map((b) => `${b.id}=${b.protocol === 'fastcgi' ? 'fastcgi://' : ''}${b.socket ?? `${b.host}:${b.port}`}`),
       strategy: config.loadBalancer.strategy,
     },
     'quiclb ready',

@@ -1,26 +1,28 @@
-// Forwarding one request to a backend through undici's dispatch() with a handler that writes the response
-// straight to the client's BodySink (no Readable, no AbortController, no promise per chunk): pick a backend,
-// send, stream both ways with backpressure, retry an idempotent request once on another backend when the
-// first fails before any response byte, and map failures to 502/503/504.
+// Forwarding one request to a backend (undici's Pool for HTTP, a FastCgiPool for php-fpm: upstream.ts) through
+// dispatch() with a handler that writes the response straight to the client's BodySink (no Readable, no
+// AbortController, no promise per chunk): pick a backend, send, stream both ways with backpressure, retry an
+// idempotent request once on another backend when the first fails before any response byte, and map failures
+// to 502/503/504.
 //
 // Who caused a failure decides what it counts against: a failure of the client (it left, its body was
 // truncated, too large or too slow) is answered 4xx or dropped and never counts against a backend;
 // a backend's failure (refused, reset, timeout, 5xx) feeds passive health. One instance per shard thread and
 // configuration generation (src/shard/runtime.ts); the backend pools outlive it (src/proxy/pools.ts).
-import type { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, B_ACTIVE, BC_REQUESTS, BC_ERRORS, BC_FAILOVERS, G_NO_BACKEND } from '../shared/state.ts';
-import type { BodySink, FrontRequest, FrontResponse, HeaderList } from './types.ts';
-import { responseHeaderList } from './headers.ts';
-import { classifyFailure, clientFault, isIdempotent } from './errors.ts';
+import type { BodySink, FrontResponse, HeaderList } from './types.ts';
+import { firstHeader, responseHeaderList } from './headers.ts';
+import { classifyFailure, clientFault, errorCode, isIdempotent } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { Backend } from '../balancer/backend.ts';
 import { recordBackendResult } from '../health/passive.ts';
-import { createBackendPool, type BackendDispatchers } from './pools.ts';
+import type { BackendUpstreams } from './pools.ts';
 import type { LatencyRecorder } from '../admin/latency.ts';
+import { spoolBody } from '../fastcgi/spool.ts';
+import { fastCgiUpstream, httpUpstream, type Upstream, type UpstreamRequest } from './upstream.ts';
 
 export interface ForwarderOptions {
   config: Config;
@@ -28,21 +30,24 @@ export interface ForwarderOptions {
   balancer: Balancer;
   logger: Logger;
   latency: LatencyRecorder;
-  /** The backends' pools, leased for this generation (BackendPools.lease); absent: the Forwarder makes and closes its own. */
-  pools?: BackendDispatchers;
+  /** The backends' upstreams, leased for this generation (BackendPools.lease); absent: the Forwarder makes and closes its own. */
+  pools?: BackendUpstreams;
+  /** Shards running a Forwarder: FastCGI pools split backend.maxConnections between them. */
+  shards: number;
 }
 
-/** What the pipeline hands the forwarder for one request. */
-export interface ForwardJob {
-  req: FrontRequest;
+/**
+ * What the pipeline hands the forwarder for one request: the UpstreamRequest (request, body maybe wrapped by a
+ * size limit, rewritten header fields, the PHP script for FastCGI backends) and the ways back to the client.
+ */
+export interface ForwardJob extends UpstreamRequest {
   res: FrontResponse;
-  /** The request body as the backend should get it (maybe wrapped by a size limit), or null. */
-  body: Readable | null;
-  /** Backend request header fields, flat [name, value, ...]. */
-  headers: string[];
   cookies: Map<string, string>;
-  /** Sends the response head through the pipeline's response filters; returns the sink to write to. */
-  respond(status: number, headers: HeaderList, backend: Backend): BodySink;
+  /**
+   * Sends the response head through the pipeline's response filters; returns the sink to write to, or null
+   * when a phase took the response over (X-Accel-Redirect): the backend's body is then read and dropped.
+   */
+  respond(status: number, headers: HeaderList, backend: Backend): BodySink | null;
   /** Answers with a short text from quiclb itself (errors). */
   answer(status: number, text: string, extra?: HeaderList): void;
   /** Breaks the response off (the client must see it incomplete). */
@@ -62,6 +67,9 @@ class ClientGone extends Error {
 
 const CLIENT_GONE = new ClientGone('the client went away');
 
+/** Where a taken-over response's backend body goes (read, so a kept connection stays usable). */
+const DROP: BodySink = { write: () => true, end() {}, onDrain: (cb) => queueMicrotask(cb) };
+
 /** One attempt against one backend: undici's dispatch handler. */
 class Attempt implements Dispatcher.DispatchHandler {
   readonly backend: Backend;
@@ -72,6 +80,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private abortReason: Error | undefined;
   private settled = false;
   status = 0;
+  /** A phase answers instead of this backend's body (see ForwardJob.respond). */
+  takenOver = false;
   readonly started: number;
   private readonly resume = (): void => {
     this.controller?.resume();
@@ -103,7 +113,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     // Interim responses (103 Early Hints, an unsolicited 102): not the answer; the final one follows.
     if (statusCode < 200) return;
     this.status = statusCode;
-    this.sink = this.job.respond(statusCode, responseHeaderList(headers), this.backend);
+    const sink = this.job.respond(statusCode, responseHeaderList(headers), this.backend);
+    this.takenOver = sink === null;
+    this.sink = sink ?? DROP;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -128,24 +140,71 @@ class Attempt implements Dispatcher.DispatchHandler {
 }
 
 export class Forwarder {
-  private readonly pools = new Map<number, Pool>();
+  private readonly upstreams = new Map<number, Upstream>();
   private readonly opts: ForwarderOptions;
 
   constructor(opts: ForwarderOptions) {
     this.opts = opts;
   }
 
-  private pool(backend: Backend): Dispatcher {
-    if (this.opts.pools !== undefined) return this.opts.pools.dispatcher(backend);
-    let pool = this.pools.get(backend.index);
-    if (!pool) {
-      pool = createBackendPool(backend, this.opts.config);
-      this.pools.set(backend.index, pool);
+  private upstream(backend: Backend): Upstream {
+    if (this.opts.pools !== undefined) return this.opts.pools.upstream(backend);
+    let upstream = this.upstreams.get(backend.index);
+    if (!upstream) {
+      const { config, shards, logger } = this.opts;
+      const b = config.loadBalancer.backendServers.find((s) => s.id === backend.id)!;
+      upstream = backend.protocol === 'fastcgi' ? fastCgiUpstream(b, config, shards, logger) : httpUpstream(backend, config);
+      this.upstreams.set(backend.index, upstream);
     }
-    return pool;
+    return upstream;
   }
 
   forward(job: ForwardJob): Promise<ForwardOutcome> {
+    if (job.script === undefined || job.body === null || firstHeader(job.req.headers, 'content-length') !== undefined) return this.run(job);
+    return this.spoolThenRun(job, job.body);
+  }
+
+  /**
+   * FastCGI sends CONTENT_LENGTH before the body (PHP reads exactly that many bytes), so a body without a declared
+   * length (HTTP/1.1 chunked, HTTP/2 or HTTP/3 DATA without content-length) goes to a temporary file first, as
+   * nginx's client_body_temp_path; server.maxBodySize bounds it.
+   */
+  private async spoolThenRun(job: ForwardJob, body: Readable): Promise<ForwardOutcome> {
+    let clientLeft = false;
+    job.res.onClientAbort(() => (clientLeft = true));
+    let spooled;
+    try {
+      spooled = await spoolBody(body, { maxBytes: this.opts.config.server.maxBodySize });
+    } catch (err) {
+      return this.refuseBody(job, err as Error, clientLeft);
+    }
+    try {
+      return await this.run({ ...job, body: spooled.body, bodyLength: spooled.contentLength });
+    } finally {
+      await spooled.dispose();
+    }
+  }
+
+  /** The request body could not be spooled: the client's doing (413, 400, 408, or it left), or quiclb's disk (500). */
+  private refuseBody(job: ForwardJob, err: Error, clientLeft: boolean): ForwardOutcome {
+    const code = errorCode(err);
+    if (code === 'QUICLB_SPOOL_TOO_LARGE') {
+      job.body?.resume();
+      job.answer(413, `413 Content Too Large: ${err.message}.\n`);
+      return { status: 413, attempts: 0 };
+    }
+    const blame = clientFault(err, clientLeft);
+    if (blame === undefined || code === 'QUICLB_SPOOL_IO') {
+      this.opts.logger.error({ err, method: job.req.method, path: job.req.path }, 'could not spool a request body for FastCGI');
+      job.answer(500, '500 Internal Server Error: quiclb could not store the request body (see its log).\n');
+      return { status: 500, attempts: 0 };
+    }
+    if (clientLeft || job.res.headersSent) job.abort(err);
+    else job.answer(blame.status, `${blame.status} ${blame.text}\n`);
+    return { status: clientLeft ? 499 : blame.status, attempts: 0 };
+  }
+
+  private run(job: ForwardJob): Promise<ForwardOutcome> {
     return new Promise<ForwardOutcome>((resolve) => {
       const { config, state, balancer, logger } = this.opts;
       const req = job.req;
@@ -177,12 +236,9 @@ export class Forwarder {
         current = attempt;
         if (attemptNo === 1 && job.body !== null) job.res.inform(100); // RFC 9110 §10.1.1, when the client asked
         try {
-          this.pool(backend).dispatch(
-            { method: req.method as Dispatcher.HttpMethod, path: req.path, headers: job.headers, body: job.body },
-            attempt,
-          );
+          this.upstream(backend).dispatch(job, attempt);
         } catch (err) {
-          // undici refused the request itself (a header or target it cannot send): the request's fault.
+          // The upstream refused the request itself (a header or target undici cannot send): the request's fault.
           finished(attempt, err as Error);
           return;
         }
@@ -212,6 +268,11 @@ export class Forwarder {
         state.addBackendCounter(backend.index, BC_ERRORS);
         recordBackendResult(state, backend.index, false, config.healthCheck.passiveFailureThreshold, logger, backend.id);
         logger.warn({ backend: backend.id, code: failure.code, kind: failure.kind, method: req.method, path: req.path, attempt: attemptNo }, 'backend request failed');
+        if (attempt.takenOver) {
+          // The backend broke after its head; the phase that took the response over answers regardless.
+          resolve({ status: attempt.status, backend, attempts: attemptNo });
+          return;
+        }
         if (attempt.responded || job.res.headersSent) {
           // Mid-response: the client must see the response broken, never complete-looking.
           job.abort(err);
@@ -239,6 +300,6 @@ export class Forwarder {
 
   /** Closes the pools this Forwarder made itself (leased ones go back through PoolLease.release()). */
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => undefined)));
+    await Promise.all([...this.upstreams.values()].map((u) => u.close().catch(() => undefined)));
   }
 }

@@ -1,4 +1,5 @@
-// The undici connection pools to the backends, one per backend and shard, kept across configuration reloads.
+// The connection pools to the backends (upstream.ts: undici's Pool for HTTP, a FastCgiPool for php-fpm), one per
+// backend and shard, kept across configuration reloads.
 // Each generation of a shard's request path (src/shard/runtime.ts) leases the pools of its backends; a
 // backend whose id, address and pool settings did not change keeps its pool, and with it its idle
 // keep-alive connections. A pool nobody leases any more (its backend was removed or moved, or the pool
@@ -6,68 +7,55 @@
 // The previous generation gives its lease back only once its last request ended (Pipeline.drain()). A pool is
 // created on its first request (a FastCGI backend on a unix socket never gets one), its lease counted from the
 // start, so an idle backend's pool still survives a reload.
-import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
 import type { Config } from '../config/types.ts';
 import type { Backend } from '../balancer/backend.ts';
-import { interimFilteringConnector } from './interim-filter.ts';
+import type { Logger } from '../shared/logger.ts';
+import { fastCgiUpstream, httpUpstream, type Upstream } from './upstream.ts';
 
-/** Where a Forwarder gets the dispatcher of a backend. */
-export interface BackendDispatchers {
-  dispatcher(backend: Backend): Dispatcher;
+/** Where a Forwarder gets the upstream (undici Pool or FastCgiPool) of a backend. */
+export interface BackendUpstreams {
+  upstream(backend: Backend): Upstream;
 }
 
-/** The settings a pool is built with; a pool is reused only when all of them are unchanged. */
-interface PoolSpec {
-  host: string;
-  port: number;
-  connections: number;
-  connectTimeoutMs: number;
-  headersTimeoutMs: number;
-  bodyTimeoutMs: number;
+/** What a shard's upstreams are built with besides the config. */
+export interface UpstreamContext {
+  /** Shards running a Forwarder: FastCGI pools split backend.maxConnections between them. */
+  shards: number;
+  logger: Logger;
 }
 
-function specOf(backend: Backend, config: Config): PoolSpec {
+/**
+ * Everything an upstream is built from; an upstream is reused only when all of it is unchanged. For FastCGI the
+ * backend's whole config entry counts, and moodle.wwwRoot (the document root the parameters name).
+ */
+function keyOf(backend: Backend, config: Config): string {
   const lb = config.loadBalancer;
-  return {
-    host: backend.host,
-    port: backend.port,
-    connections: backend.maxConnections > 0 ? backend.maxConnections : 256,
-    connectTimeoutMs: lb.connectTimeoutMs,
-    headersTimeoutMs: lb.backendTimeoutMs,
-    bodyTimeoutMs: Math.max(lb.backendTimeoutMs, config.server.readTimeoutMs),
-  };
+  const common = [backend.id, backend.protocol, backend.maxConnections, lb.connectTimeoutMs, lb.backendTimeoutMs, config.server.readTimeoutMs];
+  if (backend.protocol === 'fastcgi') {
+    return JSON.stringify([...common, configOf(backend, config), config.moodle.wwwRoot ?? null, config.server.maxBodySize]);
+  }
+  return JSON.stringify([...common, backend.host, backend.port]);
 }
 
-function keyOf(backend: Backend, spec: PoolSpec): string {
-  return `${backend.id}\0${spec.host}\0${spec.port}\0${spec.connections}\0${spec.connectTimeoutMs}\0${spec.headersTimeoutMs}\0${spec.bodyTimeoutMs}`;
+function configOf(backend: Backend, config: Config) {
+  const b = config.loadBalancer.backendServers.find((s) => s.id === backend.id);
+  if (b === undefined) throw new Error(`backend ${backend.id} is not in this configuration`);
+  return b;
 }
 
-/** A new undici Pool for `backend` with quiclb's settings from `config`. */
-export function createBackendPool(backend: Backend, config: Config): Pool {
-  return poolFor(specOf(backend, config));
-}
-
-function poolFor(spec: PoolSpec): Pool {
-  return new Pool(`http://${spec.host.includes(':') ? `[${spec.host}]` : spec.host}:${spec.port}`, {
-    connections: spec.connections,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-    connect: interimFilteringConnector({ timeout: spec.connectTimeoutMs }),
-    headersTimeout: spec.headersTimeoutMs,
-    bodyTimeout: spec.bodyTimeoutMs,
-  });
+function makeUpstream(backend: Backend, config: Config, ctx: UpstreamContext): Upstream {
+  return backend.protocol === 'fastcgi' ? fastCgiUpstream(configOf(backend, config), config, ctx.shards, ctx.logger) : httpUpstream(backend, config);
 }
 
 interface Entry {
-  spec: PoolSpec;
+  make: () => Upstream;
   /** Made on the first request. */
-  pool: Pool | undefined;
+  upstream: Upstream | undefined;
   leases: number;
 }
 
 /** One generation's view: the pools of its backends, by slot. */
-export class PoolLease implements BackendDispatchers {
+export class PoolLease implements BackendUpstreams {
   private readonly bySlot = new Map<number, Entry>();
   private readonly keys: string[] = [];
   private readonly owner: BackendPools;
@@ -81,12 +69,12 @@ export class PoolLease implements BackendDispatchers {
     }
   }
 
-  dispatcher(backend: Backend): Dispatcher {
+  upstream(backend: Backend): Upstream {
     const entry = this.bySlot.get(backend.index);
     // Every backend a generation's balancer can pick was leased with it; anything else is a bug.
     if (entry === undefined) throw new Error(`no pool leased for backend ${backend.id} (slot ${backend.index})`);
-    entry.pool ??= poolFor(entry.spec);
-    return entry.pool;
+    entry.upstream ??= entry.make();
+    return entry.upstream;
   }
 
   /** Gives the pools back; those no other generation leases are closed once their requests ended. */
@@ -100,15 +88,14 @@ export class PoolLease implements BackendDispatchers {
 export class BackendPools {
   private readonly entries = new Map<string, Entry>();
 
-  /** Pools for `backends` built from `config`: the existing one where nothing changed, else a new one. */
-  lease(backends: readonly Backend[], config: Config): PoolLease {
+  /** Upstreams for `backends` built from `config`: the existing one where nothing changed, else a new one. */
+  lease(backends: readonly Backend[], config: Config, ctx: UpstreamContext): PoolLease {
     const taken: Array<[Backend, string, Entry]> = [];
     for (const b of backends) {
-      const spec = specOf(b, config);
-      const key = keyOf(b, spec);
+      const key = keyOf(b, config);
       let entry = this.entries.get(key);
       if (entry === undefined) {
-        entry = { spec, pool: undefined, leases: 0 };
+        entry = { make: () => makeUpstream(b, config, ctx), upstream: undefined, leases: 0 };
         this.entries.set(key, entry);
       }
       entry.leases++;
@@ -128,15 +115,15 @@ export class BackendPools {
       const entry = this.entries.get(key);
       if (entry === undefined || --entry.leases > 0) continue;
       this.entries.delete(key);
-      if (entry.pool !== undefined) closing.push(entry.pool.close().catch(() => undefined));
+      if (entry.upstream !== undefined) closing.push(entry.upstream.close().catch(() => undefined));
     }
     return Promise.all(closing).then(() => undefined);
   }
 
   /** Shutdown: closes every pool (in-flight requests finish first). */
   async close(): Promise<void> {
-    const pools = [...this.entries.values()].flatMap((e) => (e.pool === undefined ? [] : [e.pool]));
+    const upstreams = [...this.entries.values()].flatMap((e) => (e.upstream === undefined ? [] : [e.upstream]));
     this.entries.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
+    await Promise.all(upstreams.map((u) => u.close().catch(() => undefined)));
   }
 }

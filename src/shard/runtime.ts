@@ -83,9 +83,9 @@ export class ShardRuntime {
     const config = next.config;
     const balancer = new Balancer({ lb: config.loadBalancer, sessionCookie: config.moodle.sessionCookie, state, sessions, slots: next.slots });
     const limiter = RateLimiter.attach(next.rateLimit, config);
-    const pools = this.pools.lease(balancer.backends, config);
+    const pools = this.pools.lease(balancer.backends, config, { shards: this.opts.workers, logger });
     try {
-      const forwarder = new Forwarder({ config, state, balancer, logger, latency, pools });
+      const forwarder = new Forwarder({ config, state, balancer, logger, latency, pools, shards: this.opts.workers });
       const websockets = new WebSocketProxy({ config, state, balancer, logger, shard: this.opts.shard, latency });
       const pipeline = new Pipeline(
         buildPhases({

@@ -114,6 +114,36 @@ test('npm run bench -- --scenario cache: the cached stylesheet through quiclb+ca
   }
 });
 
+test('npm run bench: the FastCGI scenarios run quiclb and nginx + php-fpm on one php-fpm pool and report the ratio', { timeout: 120_000 }, async (t) => {
+  if (findBin('nginx') === undefined) return void t.skip('nginx is not installed (bench/install-peers.sh)');
+  const out = await mkdtemp(join(tmpdir(), 'quiclb-bench-test-'));
+  try {
+    const names = ['fcgi-php-h1-keepalive-1shard', 'fcgi-static-h1-keepalive-1shard', 'fcgi-xaccel-h1-keepalive-1shard'];
+    const r = await runBench(['--scenario', names.join(','), '--duration', '1', '--warmup', '0.2', '--no-peers', '--generator', 'own', '--threads', '1', '--out', out], 110_000);
+    assert.equal(r.code, 0, `bench failed:\n${r.stderr.slice(-3000)}`);
+    const report = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8'));
+    assert.deepEqual(report.scenarios.map((x: any) => x.scenario.name), names);
+    for (const s of report.scenarios) {
+      assert.deepEqual(s.skipped, [], `${s.scenario.name}: ${JSON.stringify(s.skipped)}`);
+      const byTarget = Object.fromEntries(s.results.map((x: any) => [x.target, x]));
+      assert.deepEqual(Object.keys(byTarget), ['nginx+php-fpm', 'quiclb'], s.scenario.name);
+      for (const x of s.results) {
+        // Every response had the expected size (a PHP page, a static file, the X-Accel-Redirect file).
+        assert.ok(x.m.requests > 0 && x.m.errors === 0, `${s.scenario.name} ${x.target}: ${x.m.requests} requests, ${x.m.errorSamples}`);
+      }
+      assert.equal(byTarget['nginx+php-fpm'].ratio, undefined);
+      assert.ok(Math.abs(byTarget.quiclb.ratio.rps - byTarget.quiclb.m.rps / byTarget['nginx+php-fpm'].m.rps) < 0.001);
+      assert.ok(byTarget.quiclb.m.backendCpu > 0 || s.scenario.fastcgi === 'static', `${s.scenario.name}: php-fpm CPU measured`);
+    }
+    const md = await readFile(join(out, 'latest.md'), 'utf8');
+    assert.match(md, /\| fcgi-php-h1-keepalive-1shard \| nginx\+php-fpm \| HTTP\/1\.1 \| own undici \| [\d,]+ \| base \|/);
+    assert.match(md, /\| fcgi-xaccel-h1-keepalive-1shard \| quiclb \| HTTP\/1\.1 \| own undici \| [\d,]+ \| \d+\.\d\d \|/);
+    assert.match(md, /FastCGI scenarios \(fcgi-\*\): the baseline is nginx \+ php-fpm/);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
 test('npm run bench with wrk and h2load: HTTP/1.1 and HTTP/2 rows for quiclb and node15, per-core figures and --half-peak', { timeout: 240_000 }, async (t) => {
   for (const bin of ['nginx', 'wrk', 'h2load']) if (findBin(bin) === undefined) return void t.skip(`${bin} is not installed`);
   const out = await mkdtemp(join(tmpdir(), 'quiclb-bench-test-'));

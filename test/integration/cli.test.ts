@@ -34,6 +34,28 @@ test('generate-config writes every default (to --out or stdout); check-config ac
   assert.notEqual(again.code, 0, 'refuses to overwrite');
 });
 
+test('generate-config --php-fpm SOCKET --www-root DIR writes the FastCGI shorthand; check-config turns it into one FastCGI backend', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-cli-'));
+  const out = path.join(dir, 'config.json');
+  const gen = await quiclb(['generate-config', '--php-fpm', '/run/php/php8.2-fpm.sock', '--www-root', dir, '--data-root', dir, '--out', out]);
+  assert.equal(gen.code, 0, gen.stderr);
+  const written = JSON.parse(await readFile(out, 'utf8'));
+  assert.deepEqual(written.loadBalancer.backendServers, []);
+  assert.equal(written.moodle.phpFpmSocket, '/run/php/php8.2-fpm.sock');
+  assert.equal(written.moodle.wwwRoot, dir);
+  assert.equal(written.moodle.dataRoot, dir);
+  const check = await quiclb(['check-config', out]);
+  assert.equal(check.code, 0, check.stderr);
+  assert.deepEqual(JSON.parse(check.stdout).loadBalancer.backendServers, [
+    { id: 'php-fpm', protocol: 'fastcgi', weight: 1, healthy: true, maxConnections: 0, group: 'default', socket: '/run/php/php8.2-fpm.sock' },
+  ]);
+  const missing = await quiclb(['generate-config', '--php-fpm', '/run/php/php8.2-fpm.sock']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /--php-fpm needs --www-root DIR/);
+  const help = await quiclb(['--help']);
+  assert.match(help.stdout, /generate-config --php-fpm SOCKET --www-root DIR/);
+});
+
 test('the old spelling --generate-config writes ./config.json and refuses to overwrite it, as --out does', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-cli-'));
   const first = await quiclb(['--generate-config'], {}, dir);

@@ -229,3 +229,33 @@ test('checkUdpBuffers: granted when under the cap, refused message on an unbound
   assert.equal(refused.ok, false);
   assert.match(refused.message ?? '', /^cannot read UDP buffer sizes \(is the socket bound\?\)/);
 });
+
+test('php-fpm backends: a live socket and TCP port are OK, a missing socket FAILs with the fix, exit 1', async () => {
+  const { startFpmBackends } = await import('../support/fpm-backends.ts');
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-doctor-'));
+  const pair = await makeCert(dir, 'fpm', new Date(Date.now() - DAY), new Date(Date.now() + 90 * DAY));
+  const fpm = await startFpmBackends([
+    { id: 'live-unix', listen: 'unix', children: 1 },
+    { id: 'live-tcp', listen: 'tcp', children: 1 },
+  ]);
+  try {
+    const config = {
+      ...(await baseConfig(dir, pair)),
+      loadBalancer: {
+        backendServers: [...fpm.backends.map((b) => b.config()), { id: 'gone', protocol: 'fastcgi', socket: path.join(dir, 'no-such-fpm.sock') }],
+      },
+      moodle: { wwwRoot: dir },
+    };
+    const res = await doctor(await writeConfig(dir, 'fpm', config));
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    const ok = lines(res.stdout, 'OK');
+    assert.ok(ok.some((l) => l.startsWith(`OK    php-fpm live-unix: unix:${fpm.backends[0].socketPath} accepts connections`)), res.stdout);
+    assert.ok(ok.some((l) => l.startsWith(`OK    php-fpm live-tcp: 127.0.0.1:${fpm.backends[1].port} accepts connections`)), res.stdout);
+    const fail = lines(res.stdout, 'FAIL').find((l) => l.startsWith('FAIL  php-fpm gone:'));
+    assert.ok(fail, res.stdout);
+    assert.match(fail, /does not exist .*is php-fpm running/);
+    assert.match(fail, /— fix: start php-fpm/);
+  } finally {
+    await fpm.stop();
+  }
+});

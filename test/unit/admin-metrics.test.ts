@@ -43,8 +43,8 @@ function populated(): { input: StatsInput; config: Config; state: SharedState } 
   const config = {
     loadBalancer: {
       backendServers: [
-        { id: 'web1', host: '10.0.0.1', port: 8080, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
-        { id: WEIRD_ID, host: '10.0.0.2', port: 8081, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
+        { id: 'web1', protocol: 'http', host: '10.0.0.1', port: 8080, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
+        { id: WEIRD_ID, protocol: 'http', host: '10.0.0.2', port: 8081, weight: 1, healthy: true, maxConnections: 0, group: 'default' },
       ],
     },
   } as unknown as Config;
@@ -94,7 +94,7 @@ test('stats JSON has the documented shape and values', () => {
   const b0 = s.backends[0];
   assert.deepEqual(
     { ...b0, latencyMs: undefined },
-    { id: 'web1', host: '10.0.0.1', port: 8080, weight: 1, group: 'default', healthy: true, enabled: true, activeConnections: 3, requests: 120, errors: 4, failovers: 2, latencyMs: undefined },
+    { id: 'web1', protocol: 'http', host: '10.0.0.1', port: 8080, weight: 1, group: 'default', healthy: true, enabled: true, activeConnections: 3, requests: 120, errors: 4, failovers: 2, latencyMs: undefined },
   );
   assert.equal(b0.latencyMs.count, 100);
   assert.ok(Math.abs(b0.latencyMs.p50 - 50) <= 0.1);

@@ -107,13 +107,15 @@ test('PendingReplies: a reply settles its request, a silent peer times out, a re
   assert.equal(replies.size, 0);
 });
 
+const ctx = { shards: 1, logger: pino({ level: 'silent' }) };
+
 test('backend pools: an unchanged backend keeps its pool across generations; a removed or moved one is closed when released', async () => {
   const pools = new BackendPools();
   const c1 = config(['a', 'b']);
-  const gen1 = pools.lease(backendsFromConfig(c1.loadBalancer.backendServers), c1);
+  const gen1 = pools.lease(backendsFromConfig(c1.loadBalancer.backendServers), c1, ctx);
   const [a1, b1] = backendsFromConfig(c1.loadBalancer.backendServers);
-  const poolA = gen1.dispatcher(a1);
-  const poolB = gen1.dispatcher(b1);
+  const poolA = gen1.upstream(a1);
+  const poolB = gen1.upstream(b1);
 
   // Generation 2: a unchanged, b moved to another port (same id, same slot), c new in slot 2.
   const c2 = validateConfig({
@@ -126,24 +128,24 @@ test('backend pools: an unchanged backend keeps its pool across generations; a r
     },
   });
   const backends2 = backendsFromConfig(c2.loadBalancer.backendServers);
-  const gen2 = pools.lease(backends2, c2);
-  assert.equal(gen2.dispatcher(backends2[0]), poolA, 'a keeps its pool');
-  assert.notEqual(gen2.dispatcher(backends2[1]), poolB, 'b at a new address gets a new pool');
-  assert.equal(gen1.dispatcher(b1), poolB, 'the old generation keeps using its own');
+  const gen2 = pools.lease(backends2, c2, ctx);
+  assert.equal(gen2.upstream(backends2[0]), poolA, 'a keeps its pool');
+  assert.notEqual(gen2.upstream(backends2[1]), poolB, 'b at a new address gets a new pool');
+  assert.equal(gen1.upstream(b1), poolB, 'the old generation keeps using its own');
   assert.equal(pools.size, 4);
 
   await gen1.release();
   assert.equal(pools.size, 3, 'b\'s old pool is closed');
-  assert.equal((poolB as unknown as { closed: boolean }).closed, true);
-  assert.equal((poolA as unknown as { closed: boolean }).closed, false);
+  assert.equal(poolB.closed, true);
+  assert.equal(poolA.closed, false);
 
   // A change of the pool settings (the connect timeout) replaces every pool.
   const c3 = validateConfig({ loadBalancer: { connectTimeout: '2s', backendServers: c2.loadBalancer.backendServers } });
-  const gen3 = pools.lease(backends2, c3);
-  assert.notEqual(gen3.dispatcher(backends2[0]), poolA);
+  const gen3 = pools.lease(backends2, c3, ctx);
+  assert.notEqual(gen3.upstream(backends2[0]), poolA);
   await gen2.release();
-  assert.equal((poolA as unknown as { closed: boolean }).closed, true);
-  assert.throws(() => gen3.dispatcher({ ...backends2[0], index: 7 }), /no pool leased for backend a \(slot 7\)/);
+  assert.equal(poolA.closed, true);
+  assert.throws(() => gen3.upstream({ ...backends2[0], index: 7 }), /no pool leased for backend a \(slot 7\)/);
   await pools.close();
 });
 
@@ -153,9 +155,9 @@ test('backend pools are made on first use: a FastCGI backend on a unix socket (n
     moodle: { wwwRoot: tmpdir() },
     loadBalancer: { backendServers: [{ id: 'fpm', protocol: 'fastcgi', socket: '/run/php/php-fpm.sock' }, { id: 'web', host: '127.0.0.1', port: 9000 }] },
   });
-  const lease = pools.lease(backendsFromConfig(fpm.loadBalancer.backendServers), fpm);
+  const lease = pools.lease(backendsFromConfig(fpm.loadBalancer.backendServers), fpm, ctx);
   assert.equal(pools.size, 2);
-  assert.ok(lease.dispatcher(backendsFromConfig(fpm.loadBalancer.backendServers)[1]));
+  assert.ok(lease.upstream(backendsFromConfig(fpm.loadBalancer.backendServers)[1]));
   await lease.release();
   assert.equal(pools.size, 0);
 });

@@ -236,7 +236,7 @@
       };
       cells.button.addEventListener('click', () => toggleBackend(b.id, cells.button));
       const row = el('tr', { 'data-backend': b.id }, [
-        el('td', { 'data-label': 'Backend' }, [el('div', {}, [el('div', { class: 'id', text: b.id }), el('div', { class: 'addr', text: b.host + ':' + b.port })])]),
+        el('td', { 'data-label': 'Backend' }, [el('div', {}, [el('div', { class: 'id', text: b.id }), el('div', { class: 'addr', text: (b.protocol === 'fastcgi' ? 'fastcgi ' : '') + (b.socket || b.host + ':' + b.port) })])]),
         el('td', { 'data-label': 'State' }, [cells.state]),
         el('td', { class: 'num', 'data-label': 'Weight' }, [cells.weight]),
         el('td', { class: 'num', 'data-label': 'Active requests' }, [cells.active]),

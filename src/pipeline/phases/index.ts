@@ -20,6 +20,8 @@ import { cacheStorePhase } from './cache-store.ts';
 import { affinityPhase } from './affinity.ts';
 import { altSvcPhase } from './alt-svc.ts';
 import { websocketPhase } from './websocket.ts';
+import { staticPhase } from './static.ts';
+import { xAccelPhase } from './x-accel.ts';
 import { proxyPhase } from './proxy.ts';
 import { compressionPhase } from './compression.ts';
 import { accessLogPhase } from './access-log.ts';
@@ -47,12 +49,14 @@ export function buildPhases(d: PhaseDeps): Phase[] {
     limitsPhase(d.config, d.limiter, d.logger), // 429 + Retry-After per client (rateLimit)
     bodyLimitPhase(d.config), // 413
     websocketPhase(d.config, d.websockets), // WebSocket handshakes: tunnel to a backend (or 501 when off)
+    staticPhase(d.config, d.balancer), // FastCGI mode: files under moodle.wwwRoot, 404/403, the PHP script to run
     cacheLookupPhase(d.cache, d.config, d.forwarder, d.logger), // stored answers (+ the identity body compression codes)
     compressionPhase(d.config, d.state), // response + body: br / zstd / gzip
     // Stores what the client gets: after compression, before the fields of one client or connection below.
     cacheStorePhase(d.cache !== undefined), // response + body: the store's tee
     affinityPhase(d.balancer, d.config.loadBalancer.sessionPersistence), // response: Moodle session + affinity cookie
     altSvcPhase(d.config), // response: Alt-Svc h3
+    xAccelPhase(d.config, d.logger), // backend response: X-Accel-Redirect streams a file from moodle.dataRoot
     proxyPhase(d.config, d.forwarder), // backend selection, header rewrite, forward with retry
     accessLogPhase(d.config, d.logger), // done: one line per request
   ];

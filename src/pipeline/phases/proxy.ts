@@ -1,6 +1,7 @@
 // The terminal phase: choose a backend (routes, stickiness, strategy), rewrite the request's header fields
-// for it, and forward with retry (src/proxy/forward.ts). The response goes back through the pipeline's
-// response and body filters (Exchange.respond).
+// for it, and forward with retry (src/proxy/forward.ts) to an HTTP backend or to php-fpm (with the script the
+// static phase resolved). The response goes back through the pipeline's response and body filters
+// (Exchange.respondFromBackend, where a phase may take it over).
 //
 // When the cache lookup left a fill (Exchange.cache), the backend gets the fill's validators instead of the
 // client's (RFC 9111 §4.3.1), and two backend answers are replaced by the stored response: a 304 to a
@@ -36,6 +37,7 @@ export function proxyPhase(config: Config, forwarder: Forwarder): Phase {
           res: ex.res,
           body: ex.body,
           headers,
+          script: ex.script,
           cookies: sticky ? ex.cookies() : NO_COOKIES,
           respond: (status, list, backend) => {
             ex.backend = backend;
@@ -45,7 +47,7 @@ export function proxyPhase(config: Config, forwarder: Forwarder): Phase {
               if (stored !== undefined) return discardingSink();
               c!.source = 'backend';
             }
-            return ex.respond(status, list);
+            return ex.respondFromBackend(status, list);
           },
           answer: (status, text, extra) => {
             if (fill !== undefined && status >= 500) stored = fill.onError();
@@ -58,6 +60,8 @@ export function proxyPhase(config: Config, forwarder: Forwarder): Phase {
           ex.attempts = outcome.attempts;
           if (outcome.status === 499) ex.status = 499;
           else if (stored !== undefined && !ex.res.headersSent) await serveStored(ex, c!, stored);
+          // A phase that took the backend's response over (X-Accel-Redirect) may still be sending its answer.
+          await ex.takeover;
           return true;
         });
     },
