@@ -1,5 +1,6 @@
 // Header-list helpers for the cache. Lists are lowercase-named pairs in arrival order (HeaderList).
 import type { HeaderList } from '../shared/http-types.ts';
+import { CONNECTION_FIELDS } from '../shared/connection-fields.ts';
 
 /** Every line of `name` joined with ", " (RFC 9110 §5.3), or undefined when absent. */
 export function headerValue(headers: HeaderList, name: string): string | undefined {
@@ -29,16 +30,8 @@ export function headerTokens(headers: HeaderList, name: string): string[] {
 
 // RFC 9110 §7.6.1 hop-by-hop fields, and RFC 9111 §3.1: proxy authentication fields are not stored.
 const NOT_STORED = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'trailer',
-  'proxy-authenticate',
+  ...CONNECTION_FIELDS,
   'proxy-authentication-info',
-  'proxy-authorization',
   // Recomputed when served: Age from the entry's own age (RFC 9111 §5.1), Content-Length from the stored body.
   'age',
   'content-length',

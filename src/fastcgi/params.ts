@@ -3,6 +3,7 @@
 
 import type { FrontRequest } from '../shared/http-types.ts';
 import type { ScriptTarget } from './script.ts';
+import { CONNECTION_FIELDS } from '../shared/connection-fields.ts';
 
 export interface ParamsOptions {
   /** The document root as configured (moodle.wwwRoot's directory): DOCUMENT_ROOT, PATH_TRANSLATED. */
@@ -20,7 +21,7 @@ export interface ParamsOptions {
 
 // Hop-by-hop and framing fields (RFC 9110 §7.6.1) describe the client's connection, not the request PHP sees;
 // Content-Length and Content-Type are CONTENT_LENGTH/CONTENT_TYPE already (RFC 3875 §4.1.18).
-const NOT_PASSED = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'content-length', 'content-type', 'http2-settings']);
+const NOT_PASSED: ReadonlySet<string> = new Set([...CONNECTION_FIELDS, 'content-length', 'content-type']);
 
 /** SERVER_PROTOCOL as nginx spells it. */
 const PROTOCOL_NAME: Record<FrontRequest['protocol'], string> = { 'HTTP/1.1': 'HTTP/1.1', 'HTTP/2': 'HTTP/2.0', 'HTTP/3': 'HTTP/3.0' };

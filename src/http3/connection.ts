@@ -32,6 +32,7 @@ import {
 } from './settings.ts';
 import { FinishedStreams, isClientBidi, isClientUni } from './stream-ids.ts';
 import { VARINT_NEED_MORE, readVarint, varintLength } from './varint.ts';
+import { CONNECTION_FIELDS } from '../shared/connection-fields.ts';
 
 export interface H3Request {
   streamId: number;
@@ -99,8 +100,6 @@ const MAX_BLOCKED_STREAM_BUFFER = 1 << 20;
 
 const EMPTY = new Uint8Array(0);
 
-// RFC 9114 §4.2: fields that make no sense in HTTP/3; dropped from responses we encode.
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 
 class RequestStream {
   readonly id: number;
@@ -606,7 +605,7 @@ export class H3ServerConnection {
     const w = this.writer;
     for (let i = 0; i < fields.length; i++) {
       const name = fields[i][0].toLowerCase();
-      if (name.length === 0 || name.charCodeAt(0) === 0x3a || CONNECTION_SPECIFIC.has(name)) continue;
+      if (name.length === 0 || name.charCodeAt(0) === 0x3a || CONNECTION_FIELDS.has(name)) continue;
       w.add(name, fields[i][1]);
     }
   }

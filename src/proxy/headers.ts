@@ -3,20 +3,8 @@
 import type { HeaderList } from './types.ts';
 import type { ProxyHeaderName } from '../config/types.ts';
 import { normalizeIp } from '../shared/ip.ts';
+import { CONNECTION_FIELDS } from '../shared/connection-fields.ts';
 
-/** Connection-specific fields (RFC 9110 §7.6.1, RFC 9113 §8.2.2, RFC 9114 §4.2): the one list quiclb uses. */
-export const CONNECTION_FIELDS: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-]);
 
 /**
  * Request fields that claim to carry the client's address. Only quiclb knows it (from the socket), so

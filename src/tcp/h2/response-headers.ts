@@ -5,10 +5,8 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { HeaderList } from '../../shared/http-types.ts';
 import { dropRepeatedSingleValueFields } from '../../shared/single-value-fields.ts';
+import { CONNECTION_FIELDS } from '../../shared/connection-fields.ts';
 
-// RFC 9113 §8.2.2: connection-specific fields do not exist in HTTP/2; an intermediary removes them. `te`
-// is allowed in requests only.
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 
 export function toNodeHeaders(status: number, headers: HeaderList): OutgoingHttpHeaders {
   // No prototype: a field named __proto__ is a field like any other.
@@ -17,7 +15,7 @@ export function toNodeHeaders(status: number, headers: HeaderList): OutgoingHttp
   const list = dropRepeatedSingleValueFields(headers);
   for (let i = 0; i < list.length; i++) {
     const name = list[i][0];
-    if (CONNECTION_SPECIFIC.has(name)) continue;
+    if (CONNECTION_FIELDS.has(name)) continue; // RFC 9113 §8.2.2: an intermediary removes them
     const value = list[i][1];
     const prev = out[name];
     if (prev === undefined) out[name] = value;
