@@ -160,6 +160,16 @@ export class ResponseCache {
     return n;
   }
 
+  /**
+   * A configuration reload: the size bounds and the lock timeout apply to what happens next. (cache.enabled and
+   * cache.path are bound to the store opened at start: a reload that changes them needs a restart.)
+   */
+  reconfigure(settings: CacheSettings): void {
+    this.ctx.maxEntrySize = settings.maxEntrySize;
+    this.ctx.lockTimeoutMs = settings.lockTimeoutMs;
+    this.ctx.store.setMaxSize(settings.maxSize);
+  }
+
   /** Counters and usage, the same in every thread. */
   stats(): ReturnType<CacheSharedState['snapshot']> {
     return this.ctx.shared.snapshot();

@@ -71,8 +71,13 @@ const ENTRY_COLUMNS = `id, vary, encoding, status, headers, etag, last_modified 
 
 export class CacheStore {
   readonly db: DatabaseSync;
-  private readonly maxSize: number;
+  private maxSize: number;
   private readonly q: Record<string, StatementSync>;
+
+  /** cache.maxSize changed by a reload: later stores evict down to the new bound. */
+  setMaxSize(maxSize: number): void {
+    this.maxSize = maxSize;
+  }
 
   constructor(db: DatabaseSync, maxSize: number) {
     this.db = db;

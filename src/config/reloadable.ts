@@ -34,6 +34,10 @@ export const RESTART_FIELDS: readonly RestartField[] = [
   field('tls.keyRing'),
   field('server.pidFile'),
   field('logging.format'),
+  // The response cache's store is opened at start (cache.maxSize, maxEntrySize and lockTimeout apply live).
+  field('cache.enabled'),
+  field('cache.path'),
+  field('moodle.enableCaching'),
 ];
 
 function get(obj: unknown, path: readonly string[]): unknown {

@@ -145,6 +145,7 @@ function apply(next: ShardGeneration): ApplyResult {
     }
     if (qconfig !== undefined) quic!.useConfig(qconfig, next.config);
     runtime.swap(path, next.freshSlots);
+    cache?.reconfigure(cacheSettings(next.config));
     logger.level = next.config.logging.level;
     logger.debug({ generation: next.generation }, 'configuration generation applied');
     return { ok: true, generation: next.generation };

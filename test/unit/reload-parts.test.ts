@@ -93,6 +93,16 @@ test('needs restart: ports, bind address, frontend limits, key ring; everything 
   assert.deepEqual(restartOnlyChanges(running, eff), []);
 });
 
+test('needs restart: turning the response cache on or off, or moving its store; its size bounds apply live', () => {
+  const running = config(['a']);
+  const next = config(['a'], { cache: { enabled: true, maxSize: '64MiB' } });
+  assert.deepEqual(restartOnlyChanges(running, next), ['cache.enabled']);
+  const eff = effectiveConfig(running, next);
+  assert.equal(eff.cache.enabled, false);
+  assert.equal(eff.cache.maxSize, 64 * 1024 * 1024);
+  assert.deepEqual(restartOnlyChanges(running, config(['a'], { moodle: { enableCaching: true } })), ['moodle.enableCaching']);
+});
+
 test('PendingReplies: a reply settles its request, a silent peer times out, a refused send settles at once', async () => {
   const replies = new PendingReplies<string>();
   const sent: number[] = [];
