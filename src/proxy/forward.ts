@@ -14,12 +14,13 @@ import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, B_ACTIVE, BC_REQUESTS, BC_ERRORS, BC_FAILOVERS, G_NO_BACKEND } from '../shared/state.ts';
 import type { BodySink, FrontResponse, HeaderList } from './types.ts';
-import { firstHeader, responseHeaderList } from './headers.ts';
+import { firstHeader } from './headers.ts';
 import { classifyFailure, clientFault, errorCode, isIdempotent } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { Backend } from '../balancer/backend.ts';
 import { recordBackendResult } from '../health/passive.ts';
 import type { BackendUpstreams } from './pools.ts';
+import { Attempt } from './attempt.ts';
 import type { LatencyRecorder } from '../admin/latency.ts';
 import { spoolBody } from '../fastcgi/spool.ts';
 import { fastCgiUpstream, httpUpstream, type Upstream, type UpstreamRequest } from './upstream.ts';
@@ -66,78 +67,6 @@ class ClientGone extends Error {
 }
 
 const CLIENT_GONE = new ClientGone('the client went away');
-
-/** Where a taken-over response's backend body goes (read, so a kept connection stays usable). */
-const DROP: BodySink = { write: () => true, end() {}, onDrain: (cb) => queueMicrotask(cb) };
-
-/** One attempt against one backend: undici's dispatch handler. */
-class Attempt implements Dispatcher.DispatchHandler {
-  readonly backend: Backend;
-  private readonly job: ForwardJob;
-  private readonly done: (attempt: Attempt, err: Error | null) => void;
-  private controller: Dispatcher.DispatchController | undefined;
-  private sink: BodySink | undefined;
-  private abortReason: Error | undefined;
-  private settled = false;
-  status = 0;
-  /** A phase answers instead of this backend's body (see ForwardJob.respond). */
-  takenOver = false;
-  readonly started: number;
-  private readonly resume = (): void => {
-    this.controller?.resume();
-  };
-
-  constructor(job: ForwardJob, backend: Backend, done: (attempt: Attempt, err: Error | null) => void) {
-    this.job = job;
-    this.backend = backend;
-    this.done = done;
-    this.started = performance.now();
-  }
-
-  get responded(): boolean {
-    return this.sink !== undefined;
-  }
-
-  abort(reason: Error): void {
-    if (this.settled) return;
-    this.abortReason = reason;
-    this.controller?.abort(reason);
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.abortReason) controller.abort(this.abortReason);
-  }
-
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    // Interim responses (103 Early Hints, an unsolicited 102): not the answer; the final one follows.
-    if (statusCode < 200) return;
-    this.status = statusCode;
-    const sink = this.job.respond(statusCode, responseHeaderList(headers), this.backend);
-    this.takenOver = sink === null;
-    this.sink = sink ?? DROP;
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.sink !== undefined && !this.sink.write(chunk)) {
-      controller.pause();
-      this.sink.onDrain(this.resume);
-    }
-  }
-
-  onResponseEnd(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.sink?.end();
-    this.done(this, null);
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.done(this, err);
-  }
-}
 
 export class Forwarder {
   private readonly upstreams = new Map<number, Upstream>();

@@ -20,6 +20,7 @@ import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { SharedState, B_ACTIVE, BC_REQUESTS, BC_ERRORS, BC_FAILOVERS, G_NO_BACKEND, WS_OPEN, WS_OPENED } from '../shared/state.ts';
 import type { BodySink, FrontRequest, FrontResponse, HeaderList } from './types.ts';
+import { Attempt } from './attempt.ts';
 import { responseHeaderList } from './headers.ts';
 import { classifyFailure, clientFault } from './errors.ts';
 import type { Balancer } from '../balancer/balancer.ts';
@@ -78,20 +79,10 @@ const CLIENT_GONE = new WebSocketError('QUICLB_WS_CLIENT_GONE', 'the client went
 /** Fields of the backend's 101 that an HTTP/2 or HTTP/3 client must not get (RFC 8441 §5). */
 const H1_ONLY_RESPONSE_FIELDS: ReadonlySet<string> = new Set(['sec-websocket-accept', 'content-length', 'transfer-encoding']);
 
-/** One handshake attempt against one backend: undici's dispatch handler. */
-class Handshake implements Dispatcher.DispatchHandler {
-  readonly backend: Backend;
-  readonly started = performance.now();
-  status = 0;
-  private readonly job: TunnelJob;
+/** One handshake attempt against one backend: the forwarder's Attempt, plus the switch to a tunnel on a 101. */
+class Handshake extends Attempt {
   private readonly expectedAccept: string | undefined;
   private readonly onUpgraded: (h: Handshake, headers: HeaderList, socket: Socket) => void;
-  private readonly onDone: (h: Handshake, err: Error | null) => void;
-  private controller: Dispatcher.DispatchController | undefined;
-  private sink: BodySink | undefined;
-  private abortReason: Error | undefined;
-  private settled = false;
-  private readonly resume = (): void => this.controller?.resume();
 
   constructor(
     job: TunnelJob,
@@ -100,26 +91,9 @@ class Handshake implements Dispatcher.DispatchHandler {
     onUpgraded: (h: Handshake, headers: HeaderList, socket: Socket) => void,
     onDone: (h: Handshake, err: Error | null) => void,
   ) {
-    this.job = job;
-    this.backend = backend;
+    super(job, backend, onDone as (a: Attempt, err: Error | null) => void);
     this.expectedAccept = expectedAccept;
     this.onUpgraded = onUpgraded;
-    this.onDone = onDone;
-  }
-
-  get responded(): boolean {
-    return this.sink !== undefined;
-  }
-
-  abort(reason: Error): void {
-    if (this.settled) return;
-    this.abortReason = reason;
-    this.controller?.abort(reason);
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.abortReason) controller.abort(this.abortReason);
   }
 
   onRequestUpgrade(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: Duplex): void {
@@ -127,43 +101,17 @@ class Handshake implements Dispatcher.DispatchHandler {
       socket.destroy();
       return;
     }
-    this.settled = true;
     this.status = statusCode;
     const s = socket as Socket;
     releaseInterimFilter(s);
     if (this.expectedAccept !== undefined && headers['sec-websocket-accept'] !== this.expectedAccept) {
       // RFC 6455 §4.1: a client fails the connection on a wrong accept; quiclb is that client here.
       s.destroy();
-      this.onDone(this, new WebSocketError('QUICLB_WS_BAD_ACCEPT', `backend ${this.backend.id} answered the WebSocket handshake with a wrong Sec-WebSocket-Accept`));
+      this.finish(new WebSocketError('QUICLB_WS_BAD_ACCEPT', `backend ${this.backend.id} answered the WebSocket handshake with a wrong Sec-WebSocket-Accept`));
       return;
     }
+    this.settled = true;
     this.onUpgraded(this, responseHeaderList(headers), s);
-  }
-
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (statusCode < 200) return; // an interim answer; the final one follows
-    this.status = statusCode;
-    this.sink = this.job.respond(statusCode, responseHeaderList(headers), this.backend);
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.sink !== undefined && !this.sink.write(chunk)) {
-      controller.pause();
-      this.sink.onDrain(this.resume);
-    }
-  }
-
-  onResponseEnd(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.sink?.end();
-    this.onDone(this, null);
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.onDone(this, err);
   }
 }
 
@@ -211,7 +159,7 @@ export class WebSocketProxy {
           return;
         }
         const backend = picked.backend;
-        if (config.loadBalancer.backendServers[backend.index]?.protocol === 'fastcgi') {
+        if (backend.protocol === 'fastcgi') {
           job.answer(501, `501 Not Implemented: backend ${backend.id} speaks FastCGI; WebSockets need an HTTP backend (protocol "http").\n`);
           resolve({ status: 501, backend, attempts: attemptNo });
           return;
