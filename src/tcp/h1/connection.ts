@@ -302,6 +302,12 @@ export class H1Connection implements ExchangeHost {
       ex.bodyOpen = false;
       ex.body?.push(null);
     }
+    // The body's reader never asks for more after its end, so a pause for its backpressure would
+    // outlive it and leave the next request on this connection unread until the idle timeout.
+    if (this.pausedForBody) {
+      this.pausedForBody = false;
+      if (!this.pausedForQueue && !this.stopParsing) this.socket.resume();
+    }
     this.readKind = READ_NONE;
     this.readDeadline = 0;
     if (ex.finished) this.afterExchange();
