@@ -31,6 +31,11 @@ export interface FuzzOptions {
   /** Override the driver's concurrency. */
   concurrency?: number;
   workers?: number;
+  /**
+   * When quiclb stops answering /stats (wedged, or exited), record the failure, start a fresh quiclb and go
+   * on, at most this many times (default 3): a long run is not wasted on its first hang.
+   */
+  maxRestarts?: number;
 }
 
 export interface Failure {
@@ -71,6 +76,8 @@ export interface FuzzReport {
   rssBoundKiB: number;
   rssEndKiB: number;
   warnings: Array<[string, number]>;
+  /** Fresh quiclb processes started after a wedge. */
+  restarts: number;
 }
 
 /** Normal clients used with each protocol's fuzzing: all three, so a protocol's fuzzing cannot starve another. */
@@ -98,21 +105,40 @@ function writeReplay(opts: FuzzOptions, failure: Failure, payloads: Map<number, 
   return file;
 }
 
+/**
+ * Every uncaught exception in a shard is counted in /stats and logged with its stack; the log line is judged
+ * (known bug or not) as an error-log failure. The count alone fails a run only when it stays ahead of those
+ * lines for two samples in a row (an exception that left no line: the log arrives a little after the count).
+ */
+class UncaughtTracker {
+  private pending = 0;
+  private reported = 0;
+
+  check(s: HealthSample): { kind: string; detail: string } | undefined {
+    const lines = s.errorLogs.filter((l) => /^(uncaught exception|unhandled promise rejection) in a shard/.test(l)).length;
+    const excess = s.uncaughtErrors - lines;
+    const confirmed = excess > this.reported && this.pending > this.reported;
+    this.pending = excess;
+    if (!confirmed) return undefined;
+    this.reported = excess;
+    return { kind: 'uncaught', detail: `uncaughtErrors ${s.uncaughtErrors}, ${excess} of them without a log line` };
+  }
+}
+
 /** Compares a health sample with the previous one: the new failures (`known`: the id of a listed bug). */
-function judge(s: HealthSample, prev: HealthSample | undefined, opts: Required<Pick<FuzzOptions, 'stallBoundMs'>>, rssBoundKiB: number): Array<{ kind: string; detail: string; known?: string }> {
+function judge(
+  s: HealthSample,
+  prev: HealthSample | undefined,
+  opts: Required<Pick<FuzzOptions, 'stallBoundMs'>>,
+  rssBoundKiB: number,
+  uncaught: UncaughtTracker,
+): Array<{ kind: string; detail: string; known?: string }> {
   const out: Array<{ kind: string; detail: string; known?: string }> = [];
   if (s.statsFailed) out.push({ kind: 'stats-unavailable', detail: s.statsFailed });
   if (s.shardRestarts > (prev?.shardRestarts ?? 0)) out.push({ kind: 'shard-restart', detail: `shardRestarts ${s.shardRestarts}` });
-  const newLogs = s.errorLogs.slice(prev?.errorLogs.length ?? 0);
-  const uncaught = s.uncaughtErrors - (prev?.uncaughtErrors ?? 0);
-  if (uncaught > 0) {
-    // Each uncaught exception is also an error-log line; when all of them are known bugs, so is the count.
-    const lines = newLogs.filter((l) => /^(uncaught exception|unhandled promise rejection) in a shard/.test(l));
-    const known = lines.map(knownBugOf);
-    const allKnown = lines.length >= uncaught && known.every((k) => k !== undefined);
-    out.push({ kind: 'uncaught', detail: `uncaughtErrors ${s.uncaughtErrors} (+${uncaught})`, known: allKnown ? [...new Set(known.map((k) => k!.id))].join('+') : undefined });
-  }
-  for (const line of newLogs) out.push({ kind: 'error-log', detail: line, known: knownBugOf(line)?.id });
+  const u = uncaught.check(s);
+  if (u) out.push(u);
+  for (const line of s.errorLogs.slice(prev?.errorLogs.length ?? 0)) out.push({ kind: 'error-log', detail: line, known: knownBugOf(line)?.id });
   for (const e of s.backendParseErrors.slice(prev?.backendParseErrors.length ?? 0)) out.push({ kind: 'backend-parse-error', detail: `${e.code}: ${JSON.stringify(e.raw.slice(0, 300))}` });
   if (s.harmedBackends.length > 0 && (prev?.harmedBackends.length ?? 0) === 0) out.push({ kind: 'backend-harmed', detail: s.harmedBackends.join('; ') });
   if (rssBoundKiB > 0 && s.rssKiB > rssBoundKiB && (prev === undefined || prev.rssKiB <= rssBoundKiB)) out.push({ kind: 'rss', detail: `VmRSS ${Math.round(s.rssKiB / 1024)} MiB > bound ${Math.round(rssBoundKiB / 1024)} MiB` });
@@ -128,11 +154,17 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const driver = DRIVERS[opts.protocol];
   const stallBoundMs = opts.stallBoundMs ?? 5000;
   const concurrency = opts.concurrency ?? driver.concurrency;
-  const env = driver.needsEnv ? await FuzzEnv.start({ normal: NORMAL[opts.protocol], workers: opts.workers }) : null;
+  const startEnv = () => FuzzEnv.start({ normal: NORMAL[opts.protocol], workers: opts.workers });
+  let env = driver.needsEnv ? await startEnv() : null;
   const outcomes = new Map<string, number>();
   const labels = new Map<string, number>();
   const failures: Failure[] = [];
   const known = new Map<string, number>();
+  let uncaught = new UncaughtTracker();
+  let restarts = 0;
+  /** Set while quiclb is being restarted: workers wait on it before their next case. */
+  let gate: Promise<void> | null = null;
+  const warnings = new Map<string, number>();
   const payloads = new Map<number, unknown>();
   const started: Started[] = [];
   let cases = 0;
@@ -144,6 +176,17 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   let lastSampleAt = Date.now();
   const t0 = Date.now();
   let normal: Partial<Record<NormalProtocol, NormalClientStats>> = {};
+  /** Stops the current quiclb and folds its normal-client numbers and warnings into the run's. */
+  const retire = async (e: FuzzEnv): Promise<void> => {
+    const n = await e.stop();
+    for (const [p, st] of Object.entries(n) as Array<[NormalProtocol, NormalClientStats]>) {
+      const acc = normal[p];
+      normal[p] = acc
+        ? { ok: acc.ok + st.ok, failed: acc.failed + st.failed, maxMs: Math.max(acc.maxMs, st.maxMs), maxAt: st.maxMs > acc.maxMs ? st.maxAt : acc.maxAt, failures: [...acc.failures, ...st.failures].slice(-10) }
+        : st;
+    }
+    for (const [k, c] of e.warnings) warnings.set(k, (warnings.get(k) ?? 0) + c);
+  };
   const fail = (kind: string, detail: string, suspects: number[], knownId?: string): void => {
     const f: Failure = { kind, detail, cases: suspects };
     if (knownId !== undefined) {
@@ -167,14 +210,15 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     failures.push(f);
   };
   try {
-    if (env) {
-      // Warm-up: the normal clients connect and quiclb's heap settles before the baseline is taken.
+    const warmUp = async (e: FuzzEnv): Promise<void> => {
+      // The normal clients connect and quiclb's heap settles before the baseline is taken.
       await sleep(3000);
-      prev = await env.sample();
+      prev = await e.sample();
       rssBaselineKiB = prev.rssKiB;
       rssBoundKiB = rssBaselineKiB + (opts.rssHeadroomMiB ?? 256) * 1024;
-      for (const k of judge(prev, undefined, { stallBoundMs }, rssBoundKiB)) fail(k.kind, `before fuzzing: ${k.detail}`, []);
-    }
+      for (const k of judge(prev, undefined, { stallBoundMs }, rssBoundKiB, uncaught)) fail(k.kind, `before fuzzing: ${k.detail}`, []);
+    };
+    if (env) await warmUp(env);
     const deadline = t0 + opts.durationMs;
     const more = () => Date.now() < deadline && (opts.maxCases === undefined || next < opts.maxCases) && failures.length < 20;
     let lastProgress = Date.now();
@@ -182,7 +226,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       if (!env) return;
       const s = await env.sample();
       rssPeakKiB = Math.max(rssPeakKiB, s.rssKiB);
-      const found = judge(s, prev, { stallBoundMs }, rssBoundKiB);
+      const found = judge(s, prev, { stallBoundMs }, rssBoundKiB, uncaught);
       if (found.length > 0) {
         // Suspects: every case that was running since the previous sample, or ended less than 1 s before it.
         const suspects = started.filter((c) => c.endedAt === 0 || c.endedAt >= lastSampleAt - 1000).map((c) => c.index);
@@ -190,9 +234,22 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       }
       prev = s;
       lastSampleAt = s.at;
+      if (s.statsFailed !== undefined && restarts < (opts.maxRestarts ?? 3) && more()) {
+        restarts++;
+        const old = env;
+        gate = (async () => {
+          await retire(old);
+          env = await startEnv();
+          uncaught = new UncaughtTracker();
+          await warmUp(env);
+        })();
+        await gate;
+        gate = null;
+      }
     };
     const worker = async (): Promise<void> => {
       while (more()) {
+        if (gate) await gate;
         const index = next++;
         const r = caseRand(opts.seed, index);
         const { label, payload } = driver.generate(r);
@@ -241,7 +298,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       await sampler();
     }
   } finally {
-    if (env) normal = await env.stop();
+    if (env) await retire(env);
   }
   function progressOf(): Progress {
     const elapsedMs = Date.now() - t0;
@@ -275,7 +332,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     rssPeakKiB,
     rssBoundKiB,
     rssEndKiB: prev?.rssKiB ?? 0,
-    warnings: env ? [...env.warnings].sort((a, b) => b[1] - a[1]) : [],
+    warnings: [...warnings].sort((a, b) => b[1] - a[1]),
+    restarts,
   };
 }
 
@@ -284,6 +342,7 @@ export function describeReport(r: FuzzReport): string {
   const lines = [
     `${r.protocol} seed=${r.seed}: ${r.cases} cases in ${(r.elapsedMs / 1000).toFixed(1)} s (${(r.cases / (r.elapsedMs / 1000)).toFixed(1)}/s), ${r.outcomes.length} distinct outcomes, ${r.failures.length} failures`,
   ];
+  if (r.restarts > 0) lines.push(`quiclb was wedged and restarted ${r.restarts} times (see the stats-unavailable failures)`);
   if (r.rssBaselineKiB > 0) lines.push(`quiclb RSS: ${Math.round(r.rssBaselineKiB / 1024)} MiB after warm-up, peak ${Math.round(r.rssPeakKiB / 1024)} MiB, end ${Math.round(r.rssEndKiB / 1024)} MiB (bound ${Math.round(r.rssBoundKiB / 1024)} MiB)`);
   for (const [p, n] of Object.entries(r.normal) as Array<[string, NormalClientStats]>) lines.push(`normal ${p}: ${n.ok} ok, ${n.failed} failed, longest wait ${n.maxMs} ms`);
   lines.push('outcomes:');
@@ -309,6 +368,7 @@ export async function replayFile(file: string): Promise<ReplayResult> {
   const driver = DRIVERS[data.protocol];
   const env = driver.needsEnv ? await FuzzEnv.start({ normal: [] }) : null;
   const out: ReplayResult = { cases: [] };
+  const uncaught = new UncaughtTracker();
   try {
     let prev = env ? await env.sample() : undefined;
     for (const c of data.cases) {
@@ -317,7 +377,7 @@ export async function replayFile(file: string): Promise<ReplayResult> {
       if (env) {
         await sleep(500);
         const s = await env.sample();
-        for (const k of judge(s, prev, { stallBoundMs: Infinity }, 0)) failures.push(`${k.kind}: ${k.detail}`);
+        for (const k of judge(s, prev, { stallBoundMs: Infinity }, 0, uncaught)) failures.push(`${k.kind}: ${k.detail}${k.known ? ` (known bug ${k.known})` : ''}`);
         prev = s;
       }
       out.cases.push({ index: c.index, key: played.key, problem: played.problem, failures });

@@ -22,8 +22,8 @@ export interface WireResult {
   data: Buffer;
   bytes: number;
   /** server-close: FIN; server-reset: an error such as ECONNRESET; open: still open at the end; client-reset: we cut it. */
-  end: 'server-close' | 'server-reset' | 'open' | 'client-reset' | 'connect-failed';
-  /** The ALPN protocol the TLS handshake chose (TLS only). */
+  end: 'server-close' | 'server-reset' | 'open' | 'client-reset' | 'connect-failed' | 'no-handshake';
+  /** The ALPN protocol the TLS handshake chose (TLS only; undefined when the handshake never finished). */
   alpn?: string | false;
   ms: number;
 }
@@ -42,13 +42,15 @@ export function runWire(port: number, c: WireCase, alpn?: string): Promise<WireR
     let lastActivity = Date.now();
     let writesDone = false;
     let settled = false;
+    let connected = false;
     const socket: net.Socket =
       alpn !== undefined ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: [alpn], servername: 'localhost' }) : net.connect(port, '127.0.0.1');
     const finish = (): void => {
       if (settled) return;
       settled = true;
       clearInterval(watch);
-      const negotiated = alpn !== undefined ? ((socket as tls.TLSSocket).alpnProtocol ?? false) : undefined;
+      const negotiated = alpn !== undefined && connected ? ((socket as tls.TLSSocket).alpnProtocol ?? false) : undefined;
+      if (!connected && end !== 'connect-failed') end = alpn !== undefined ? 'no-handshake' : 'connect-failed';
       socket.destroy();
       resolve({ data: Buffer.concat(kept), bytes, end, alpn: negotiated, ms: Date.now() - started });
     };
@@ -75,6 +77,7 @@ export function runWire(port: number, c: WireCase, alpn?: string): Promise<WireR
       finish();
     });
     socket.once(alpn !== undefined ? 'secureConnect' : 'connect', () => {
+      connected = true;
       void (async () => {
         for (let i = 0; i < c.writes.length && !socket.destroyed; i++) {
           if (i > 0 && c.gapsMs.length > 0) await sleep(c.gapsMs[i - 1]);
