@@ -26,18 +26,6 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     signature: /^uncaught exception in a shard .*: ClientError: malformed request body \(HPE_[A-Z_]+\)\s+at H1Connection\.parseFailed/,
     test: 'HTTP/1.1: a malformed chunked body of a pipelined request waiting in the queue raises no uncaught exception',
   },
-  {
-    id: 'h3-response-writable-error',
-    signature: /^uncaught exception in a shard .*: Error: QUIC connection closed\s+at H3Frontend\.closed/,
-    test: 'HTTP/3: a connection that dies while a large response is being written raises no uncaught exception',
-  },
-  {
-    id: 'h2-cancel-spin',
-    // The shard spins at 100% CPU and serves nothing: no log line, the run sees stalls and /stats timeouts.
-    signature: null,
-    avoid: 'h2-large-response',
-    test: 'HTTP/2: a client that cancels a request for a large response leaves the shard serving',
-  },
 ];
 
 export function knownBugOf(errorLogLine: string): KnownBug | undefined {

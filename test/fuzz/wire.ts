@@ -43,13 +43,16 @@ export function runWire(port: number, c: WireCase, alpn?: string): Promise<WireR
     let writesDone = false;
     let settled = false;
     let connected = false;
-    const socket: net.Socket =
-      alpn !== undefined ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: [alpn], servername: 'localhost' }) : net.connect(port, '127.0.0.1');
+    // TLS runs over a TCP socket of our own, so that 'reset' can send a TCP RST under it.
+    const tcp = net.connect(port, '127.0.0.1');
+    const socket: net.Socket = alpn !== undefined ? tls.connect({ socket: tcp, rejectUnauthorized: false, ALPNProtocols: [alpn], servername: 'localhost' }) : tcp;
+    if (socket !== tcp) tcp.on('error', () => undefined);
     const finish = (): void => {
       if (settled) return;
       settled = true;
       clearInterval(watch);
       const negotiated = alpn !== undefined && connected ? ((socket as tls.TLSSocket).alpnProtocol ?? false) : undefined;
+      tcp.destroy();
       if (!connected && end !== 'connect-failed') end = alpn !== undefined ? 'no-handshake' : 'connect-failed';
       socket.destroy();
       resolve({ data: Buffer.concat(kept), bytes, end, alpn: negotiated, ms: Date.now() - started });
@@ -91,7 +94,7 @@ export function runWire(port: number, c: WireCase, alpn?: string): Promise<WireR
           await sleep(c.writes.length % 7);
           if (end === 'open') end = 'client-reset';
           try {
-            socket.resetAndDestroy();
+            tcp.resetAndDestroy();
           } catch {
             socket.destroy();
           }
