@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { startQuiclb, type QuiclbProcess } from '../support/quiclb-process.ts';
 import { startFuzzBackend, type BackendParseError, type FuzzBackend } from './backend.ts';
 import { startNormalClients, type NormalClientStats, type NormalClients, type NormalProtocol } from './normal-clients.ts';
+import { INSPECTOR_NOISE, heapAfterGc, inspectorUrl, type HeapAfterGc } from './inspector.ts';
 
 export interface FuzzEnvOptions {
   /** quiclb shards (default 1: every fuzz input then lands on the shard the normal clients use). */
@@ -41,12 +42,15 @@ export class FuzzEnv {
   readonly warnings = new Map<string, number>();
   private readonly errorLogs: string[] = [];
   private scanned = 0;
+  /** quiclb's inspector WebSocket URL (its stderr says it before "quiclb ready"). */
+  private readonly inspector: string | undefined;
 
   private constructor(lb: QuiclbProcess, backend: FuzzBackend, normal: NormalClients | null, token: string) {
     this.lb = lb;
     this.backend = backend;
     this.normal = normal;
     this.token = token;
+    this.inspector = inspectorUrl(lb.lines);
   }
 
   static async start(opts: FuzzEnvOptions = {}): Promise<FuzzEnv> {
@@ -56,6 +60,8 @@ export class FuzzEnv {
     try {
       lb = await startQuiclb({
         workers: opts.workers ?? 1,
+        // The inspector on a random loopback port, for forced GCs (inspector.ts): leaks versus lazy collection.
+        env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0`.trim() },
         config: {
           // An admin token, so no fuzz input can drain a backend through /dashboard or read /stats.
           admin: { token },
@@ -106,7 +112,7 @@ export class FuzzEnv {
         e = JSON.parse(line);
       } catch {
         // Not pino: a crash trace or a native message on stderr is as bad as an error line.
-        if (line.trim() !== '') this.errorLogs.push(`stderr: ${line.slice(0, 500)}`);
+        if (line.trim() !== '' && !INSPECTOR_NOISE.test(line)) this.errorLogs.push(`stderr: ${line.slice(0, 500)}`);
         continue;
       }
       if ((e.level ?? 0) >= 50) this.errorLogs.push(`${e.msg}: ${(e.err?.stack ?? e.err?.message ?? '').slice(0, 1500)}`);
@@ -119,6 +125,16 @@ export class FuzzEnv {
     }
   }
 
+  /** Forces full GCs in every isolate of quiclb and returns their live heap; undefined without an inspector. */
+  async heapAfterGc(): Promise<HeapAfterGc | undefined> {
+    if (this.inspector === undefined || !this.alive) return undefined;
+    try {
+      return await heapAfterGc(this.inspector);
+    } catch {
+      return undefined;
+    }
+  }
+
   async stats(): Promise<any> {
     const res = await request(`http://127.0.0.1:${this.httpPort}/stats`, {
       headers: { authorization: `Bearer ${this.token}` },
@@ -128,6 +144,22 @@ export class FuzzEnv {
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`/stats answered ${res.statusCode}`);
     return JSON.parse(text);
+  }
+
+  /** Open connections quiclb counts, over all shards (/stats shards[].connections and .quicConnections). */
+  async openConnections(): Promise<{ tcp: number; quic: number }> {
+    try {
+      const s = await this.stats();
+      let tcp = 0;
+      let quic = 0;
+      for (const sh of s.shards ?? []) {
+        tcp += sh.connections ?? 0;
+        quic += sh.quicConnections ?? 0;
+      }
+      return { tcp, quic };
+    } catch {
+      return { tcp: 0, quic: 0 };
+    }
   }
 
   async sample(): Promise<HealthSample> {

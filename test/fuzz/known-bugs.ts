@@ -11,6 +11,11 @@ export interface KnownBug {
    * could find nothing else after them). See avoiding().
    */
   avoid?: string;
+  /**
+   * For bugs seen only at the end of a run (a leak): the failure kinds ('heap-growth', 'connection-leak') that
+   * count as this bug in a run of `protocol`.
+   */
+  endOfRun?: { protocol: string; kinds: string[] };
   /** The todo test that reproduces it. */
   test: string;
 }
@@ -26,7 +31,24 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     signature: /^uncaught exception in a shard .*: ClientError: malformed request body \(HPE_[A-Z_]+\)\s+at H1Connection\.parseFailed/,
     test: 'HTTP/1.1: a malformed chunked body of a pipelined request waiting in the queue raises no uncaught exception',
   },
+  {
+    id: 'h1-parser-leak',
+    signature: null,
+    endOfRun: { protocol: 'h1', kinds: ['heap-growth'] },
+    test: 'HTTP/1.1: a closed connection leaves nothing behind in the shard',
+  },
+  {
+    id: 'h2-reset-mid-upload-leak',
+    signature: null,
+    endOfRun: { protocol: 'h2', kinds: ['connection-leak'] },
+    test: 'HTTP/2: a client that resets its TCP connection in the middle of an upload leaves no connection behind',
+  },
 ];
+
+/** The listed bug that explains an end-of-run failure of `kind` in a run of `protocol`, if any. */
+export function knownEndOfRun(protocol: string, kind: string): KnownBug | undefined {
+  return KNOWN_BUGS.find((b) => b.endOfRun?.protocol === protocol && b.endOfRun.kinds.includes(kind));
+}
 
 export function knownBugOf(errorLogLine: string): KnownBug | undefined {
   return KNOWN_BUGS.find((b) => b.signature !== null && b.signature.test(errorLogLine));

@@ -11,7 +11,7 @@ import { caseRand } from './random.ts';
 import { DRIVERS, type Protocol } from './drivers.ts';
 import { FuzzEnv, type HealthSample } from './env.ts';
 import type { NormalClientStats, NormalProtocol } from './normal-clients.ts';
-import { knownBugOf } from './known-bugs.ts';
+import { knownBugOf, knownEndOfRun } from './known-bugs.ts';
 
 export interface FuzzOptions {
   protocol: Protocol;
@@ -25,6 +25,8 @@ export interface FuzzOptions {
   stallBoundMs?: number;
   /** quiclb RSS may grow this much over its value after warm-up, MiB (default 256; see test/security/README.md). */
   rssHeadroomMiB?: number;
+  /** Live heap (all isolates, after forced full GCs) may end this much above its value after warm-up, MiB (default 16). */
+  heapGrowthMiB?: number;
   /** Progress callback, every progressMs (default 5000). */
   onProgress?: (p: Progress) => void;
   progressMs?: number;
@@ -75,6 +77,11 @@ export interface FuzzReport {
   rssPeakKiB: number;
   rssBoundKiB: number;
   rssEndKiB: number;
+  /** Live heap of all isolates after forced full GCs, after warm-up and at the end (bytes; 0 = not measured). */
+  heapBaseline: number;
+  heapEnd: number;
+  /** VmRSS right after the final forced GC. */
+  rssAfterGcKiB: number;
   warnings: Array<[string, number]>;
   /** Fresh quiclb processes started after a wedge. */
   restarts: number;
@@ -173,6 +180,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   let rssPeakKiB = 0;
   let rssBoundKiB = 0;
   let prev: HealthSample | undefined;
+  let heapBaseline = 0;
+  /** Open TCP and QUIC connections quiclb counts after warm-up (the normal clients' and the /stats one). */
+  let connBaseline = { tcp: 0, quic: 0 };
+  let heapEnd = 0;
+  let rssAfterGcKiB = 0;
   let lastSampleAt = Date.now();
   const t0 = Date.now();
   let normal: Partial<Record<NormalProtocol, NormalClientStats>> = {};
@@ -217,6 +229,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       rssBaselineKiB = prev.rssKiB;
       rssBoundKiB = rssBaselineKiB + (opts.rssHeadroomMiB ?? 256) * 1024;
       for (const k of judge(prev, undefined, { stallBoundMs }, rssBoundKiB, uncaught)) fail(k.kind, `before fuzzing: ${k.detail}`, []);
+      heapBaseline = (await e.heapAfterGc())?.heapUsed ?? 0;
+      connBaseline = await e.openConnections();
     };
     if (env) await warmUp(env);
     const deadline = t0 + opts.durationMs;
@@ -296,6 +310,28 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       // Let the last cases' connections close, then a final look.
       await sleep(1500);
       await sampler();
+      // Every fuzz connection is closed by now (by us, or by quiclb): quiclb's gauges must be back where they
+      // were (QUIC connections need their draining period: up to 5 s here).
+      let open = await env.openConnections();
+      for (let i = 0; i < 10 && (open.tcp > connBaseline.tcp || open.quic > connBaseline.quic); i++) {
+        await sleep(500);
+        open = await env.openConnections();
+      }
+      if (open.tcp > connBaseline.tcp || open.quic > connBaseline.quic) {
+        const k = knownEndOfRun(opts.protocol, 'connection-leak');
+        fail('connection-leak', `quiclb still counts ${open.tcp} TCP and ${open.quic} QUIC connections, ${connBaseline.tcp} and ${connBaseline.quic} after warm-up, with every fuzz connection closed`, [], k?.id);
+      }
+      // What survives a full GC once every fuzz connection is gone is what quiclb kept: a leak if it grew.
+      const heap = await env.heapAfterGc();
+      rssAfterGcKiB = env.rssKiB();
+      if (heap !== undefined && heapBaseline > 0) {
+        heapEnd = heap.heapUsed;
+        const bound = heapBaseline + (opts.heapGrowthMiB ?? 16) * 1024 * 1024;
+        if (heapEnd > bound) {
+          const k = knownEndOfRun(opts.protocol, 'heap-growth');
+          fail('heap-growth', `live heap after full GCs ${(heapEnd / 2 ** 20).toFixed(1)} MiB, ${(heapBaseline / 2 ** 20).toFixed(1)} MiB after warm-up (bound +${opts.heapGrowthMiB ?? 16} MiB): ${heap.perIsolate.map((i) => `${i.name} ${(i.heapUsed / 2 ** 20).toFixed(1)} MiB`).join(', ')}`, [], k?.id);
+        }
+      }
     }
   } finally {
     if (env) await retire(env);
@@ -332,6 +368,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     rssPeakKiB,
     rssBoundKiB,
     rssEndKiB: prev?.rssKiB ?? 0,
+    heapBaseline,
+    heapEnd,
+    rssAfterGcKiB,
     warnings: [...warnings].sort((a, b) => b[1] - a[1]),
     restarts,
   };
@@ -343,7 +382,8 @@ export function describeReport(r: FuzzReport): string {
     `${r.protocol} seed=${r.seed}: ${r.cases} cases in ${(r.elapsedMs / 1000).toFixed(1)} s (${(r.cases / (r.elapsedMs / 1000)).toFixed(1)}/s), ${r.outcomes.length} distinct outcomes, ${r.failures.length} failures`,
   ];
   if (r.restarts > 0) lines.push(`quiclb was wedged and restarted ${r.restarts} times (see the stats-unavailable failures)`);
-  if (r.rssBaselineKiB > 0) lines.push(`quiclb RSS: ${Math.round(r.rssBaselineKiB / 1024)} MiB after warm-up, peak ${Math.round(r.rssPeakKiB / 1024)} MiB, end ${Math.round(r.rssEndKiB / 1024)} MiB (bound ${Math.round(r.rssBoundKiB / 1024)} MiB)`);
+  if (r.rssBaselineKiB > 0) lines.push(`quiclb RSS: ${Math.round(r.rssBaselineKiB / 1024)} MiB after warm-up, peak ${Math.round(r.rssPeakKiB / 1024)} MiB, end ${Math.round(r.rssEndKiB / 1024)} MiB (bound ${Math.round(r.rssBoundKiB / 1024)} MiB), ${Math.round(r.rssAfterGcKiB / 1024)} MiB after a forced GC`);
+  if (r.heapBaseline > 0) lines.push(`quiclb live heap after full GCs: ${(r.heapBaseline / 2 ** 20).toFixed(1)} MiB after warm-up, ${(r.heapEnd / 2 ** 20).toFixed(1)} MiB at the end`);
   for (const [p, n] of Object.entries(r.normal) as Array<[string, NormalClientStats]>) lines.push(`normal ${p}: ${n.ok} ok, ${n.failed} failed, longest wait ${n.maxMs} ms`);
   lines.push('outcomes:');
   for (const [k, n] of r.outcomes.slice(0, 40)) lines.push(`  ${String(n).padStart(7)}  ${k}`);
