@@ -38,6 +38,12 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     test: 'HTTP/1.1: a closed connection leaves nothing behind in the shard',
   },
   {
+    id: 'h1-refused-linger',
+    signature: null,
+    endOfRun: { protocol: 'h1', kinds: ['connection-leak'] },
+    test: 'HTTP/1.1: a connection refused while its bytes still arrive is released when the client closes it',
+  },
+  {
     id: 'h2-reset-mid-upload-leak',
     signature: null,
     endOfRun: { protocol: 'h2', kinds: ['connection-leak'] },
