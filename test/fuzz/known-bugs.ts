@@ -32,6 +32,11 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     test: 'HTTP/1.1: a malformed chunked body of a pipelined request waiting in the queue raises no uncaught exception',
   },
   {
+    id: 'h1-queued-body-client-gone',
+    signature: /^uncaught exception in a shard .*: ClientError: the client closed the connection\s+at H1Connection\.onClose/,
+    test: 'HTTP/1.1: a client that closes while a pipelined upload waits in the queue raises no uncaught exception',
+  },
+  {
     id: 'h1-parser-leak',
     signature: null,
     endOfRun: { protocol: 'h1', kinds: ['heap-growth'] },
