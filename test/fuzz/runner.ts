@@ -11,7 +11,7 @@ import { caseRand } from './random.ts';
 import { DRIVERS, type Protocol } from './drivers.ts';
 import { FuzzEnv, type HealthSample } from './env.ts';
 import type { NormalClientStats, NormalProtocol } from './normal-clients.ts';
-import { knownBugOf, knownEndOfRun } from './known-bugs.ts';
+import { knownBugOf, knownFailure } from './known-bugs.ts';
 
 export interface FuzzOptions {
   protocol: Protocol;
@@ -199,7 +199,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     }
     for (const [k, c] of e.warnings) warnings.set(k, (warnings.get(k) ?? 0) + c);
   };
-  const fail = (kind: string, detail: string, suspects: number[], knownId?: string): void => {
+  const fail = (kind: string, detail: string, suspects: number[], knownId = knownFailure(opts.protocol, kind, detail)?.id): void => {
     const f: Failure = { kind, detail, cases: suspects };
     if (knownId !== undefined) {
       // A listed bug: counted, and its first few sightings saved for replay, but not a failure.
@@ -244,7 +244,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       if (found.length > 0) {
         // Suspects: every case that was running since the previous sample, or ended less than 1 s before it.
         const suspects = started.filter((c) => c.endedAt === 0 || c.endedAt >= lastSampleAt - 1000).map((c) => c.index);
-        for (const k of found) fail(k.kind, k.detail, suspects, k.known);
+        for (const k of found) fail(k.kind, k.detail, suspects, k.known ?? knownFailure(opts.protocol, k.kind, k.detail)?.id);
       }
       prev = s;
       lastSampleAt = s.at;
@@ -318,8 +318,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         open = await env.openConnections();
       }
       if (open.tcp > connBaseline.tcp || open.quic > connBaseline.quic) {
-        const k = knownEndOfRun(opts.protocol, 'connection-leak');
-        fail('connection-leak', `quiclb still counts ${open.tcp} TCP and ${open.quic} QUIC connections, ${connBaseline.tcp} and ${connBaseline.quic} after warm-up, with every fuzz connection closed`, [], k?.id);
+        fail('connection-leak', `quiclb still counts ${open.tcp} TCP and ${open.quic} QUIC connections, ${connBaseline.tcp} and ${connBaseline.quic} after warm-up, with every fuzz connection closed`, []);
       }
       // What survives a full GC once every fuzz connection is gone is what quiclb kept: a leak if it grew.
       const heap = await env.heapAfterGc();
@@ -328,8 +327,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         heapEnd = heap.heapUsed;
         const bound = heapBaseline + (opts.heapGrowthMiB ?? 16) * 1024 * 1024;
         if (heapEnd > bound) {
-          const k = knownEndOfRun(opts.protocol, 'heap-growth');
-          fail('heap-growth', `live heap after full GCs ${(heapEnd / 2 ** 20).toFixed(1)} MiB, ${(heapBaseline / 2 ** 20).toFixed(1)} MiB after warm-up (bound +${opts.heapGrowthMiB ?? 16} MiB): ${heap.perIsolate.map((i) => `${i.name} ${(i.heapUsed / 2 ** 20).toFixed(1)} MiB`).join(', ')}`, [], k?.id);
+          fail('heap-growth', `live heap after full GCs ${(heapEnd / 2 ** 20).toFixed(1)} MiB, ${(heapBaseline / 2 ** 20).toFixed(1)} MiB after warm-up (bound +${opts.heapGrowthMiB ?? 16} MiB): ${heap.perIsolate.map((i) => `${i.name} ${(i.heapUsed / 2 ** 20).toFixed(1)} MiB`).join(', ')}`, []);
         }
       }
     }
