@@ -64,6 +64,15 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     ],
     test: 'HTTP/2: a :path with bytes outside ASCII is refused, never forwarded',
   },
+  {
+    id: 'extension-method-forwarded',
+    signature: null,
+    matches: [
+      { protocol: 'h2', kind: 'backend-parse-error', detail: /^HPE_INVALID_METHOD:/ },
+      { protocol: 'h3', kind: 'backend-parse-error', detail: /^HPE_INVALID_METHOD:/ },
+    ],
+    test: 'HTTP/2 and HTTP/3: a method the HTTP/1.1 frontend refuses is not forwarded either',
+  },
 ];
 
 /** The listed bug that explains a failure of `kind` (with `detail`) in a run of `protocol`, if any. */
