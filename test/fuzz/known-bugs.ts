@@ -70,6 +70,8 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     matches: [
       { protocol: 'h2', kind: 'backend-parse-error', detail: /^HPE_INVALID_METHOD:/ },
       { protocol: 'h3', kind: 'backend-parse-error', detail: /^HPE_INVALID_METHOD:/ },
+      // The backend then drops the connection and quiclb charges it a failure.
+      { protocol: 'h3', kind: 'backend-harmed' },
     ],
     test: 'HTTP/2 and HTTP/3: a method the HTTP/1.1 frontend refuses is not forwarded either',
   },

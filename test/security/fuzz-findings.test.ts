@@ -315,7 +315,7 @@ test(
   'HTTP/2 and HTTP/3: a method the HTTP/1.1 frontend refuses is not forwarded either',
   {
     todo:
-      'found by the 10-minute h2 run (seed 7101 case 16130: a mutated HPACK literal made the method "Pfv"). RFC 9110 §9.1 allows any token as a method, and the HTTP/2 and HTTP/3 frontends forward one; the HTTP/1.1 frontend (llhttp) refuses every method it does not know with 400, and so does a backend built on llhttp (node: HPE_INVALID_METHOD, connection dropped, and quiclb charges the backend a failure; nginx takes only upper-case letters and "_"). A decision for the lead rather than a plain bug: refuse on HTTP/2 and HTTP/3 what HTTP/1.1 refuses (405 or 400), or at least methods that are not upper-case, so that no frontend forwards what the others stop.',
+      'found by the 10-minute h2 run (seed 7101 case 16130: a mutated HPACK literal made the method "Pfv") and again by the h3 run (seed 7102 case 4269: "OPeIONS", and the backend was charged a failure). RFC 9110 §9.1 allows any token as a method, and the HTTP/2 and HTTP/3 frontends forward one; the HTTP/1.1 frontend (llhttp) refuses every method it does not know with 400, and so does a backend built on llhttp (node: HPE_INVALID_METHOD, connection dropped, and quiclb charges the backend a failure; nginx takes only upper-case letters and "_"). A decision for the lead rather than a plain bug: refuse on HTTP/2 and HTTP/3 what HTTP/1.1 refuses (405 or 400), or at least methods that are not upper-case, so that no frontend forwards what the others stop.',
   },
   async () => {
     const before = env.backends[0].requests.length;
