@@ -4,6 +4,8 @@
 // that never use the dynamic table (Required Insert Count 0; we advertise a zero-capacity table, so the peer
 // cannot use one either: RFC 9204 §3.2.3), multiplexes requests on bidirectional streams and reads responses
 // with the FrameReader. It is checked against Caddy (quic-go) in test/integration/bench.test.ts.
+// For fuzzing and protocol tests it can also send raw bytes on any client stream (sendRaw: request streams,
+// its own control stream, QPACK and reserved uni streams) and shut down any stream (shutdownStream).
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { loadQuiche, type HostPort, type QuicheBinding, type QuicheConfig, type QuicheConnection } from '../../src/quic/quiche.ts';
@@ -21,7 +23,8 @@ export type H3ClientErrorCode =
   | 'H3C_STREAM_RESET'
   | 'H3C_PROTOCOL'
   | 'H3C_TIMEOUT'
-  | 'H3C_GOAWAY';
+  | 'H3C_GOAWAY'
+  | 'H3C_STREAM_LIMIT';
 
 export class H3ClientError extends Error {
   readonly code: H3ClientErrorCode;
@@ -50,6 +53,11 @@ export interface H3ConnectOptions {
   streamWindow?: number;
   /** max_idle_timeout offered (RFC 9000 §10.1); default 30 s. The idle-connection bench holds them longer. */
   idleTimeoutMs?: number;
+  /**
+   * What to send on our control stream (id 2) once connected, instead of the stream type and our SETTINGS;
+   * null opens no control stream (the caller may write its own with sendRaw). For protocol tests and fuzzing.
+   */
+  controlStream?: Uint8Array | null;
 }
 
 export interface H3RequestOptions {
@@ -178,6 +186,11 @@ export class H3Connection {
   private readonly peerUni = new Map<number, PeerUniStream>();
   /** Requests waiting for stream credit (quiche StreamLimit): bounded by the caller's own concurrency. */
   private readonly waiting: Array<() => void> = [];
+  /** Bytes for uni streams written with sendRaw, waiting for stream credit. */
+  private readonly rawUni = new Map<number, { out: Uint8Array[]; fin: boolean }>();
+  /** Outcomes of request streams opened with sendRaw. */
+  private readonly rawResults = new Map<number, Promise<H3Response>>();
+  private controlStream: Uint8Array | null | undefined;
   private nextStreamId = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
@@ -233,6 +246,7 @@ export class H3Connection {
       opts.streamWindow ?? 4 * 1024 * 1024,
       opts.idleTimeoutMs ?? 30_000,
     );
+    h.controlStream = opts.controlStream;
     const timeoutMs = opts.connectTimeoutMs ?? 5000;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => {
@@ -375,6 +389,91 @@ export class H3Connection {
     };
   }
 
+  /**
+   * Raw bytes on a client-initiated stream, written as quiche's flow control allows (protocol tests and
+   * fuzzing). On a request stream (id % 4 == 0) the first call opens it and rawResponse(id) reads its answer;
+   * on a uni stream (id % 4 == 2) the caller writes the stream type itself. Data after FIN is the caller's
+   * mistake to make: quiche refuses it and the stream's outcome says so.
+   */
+  sendRaw(streamId: number, data: Uint8Array, fin: boolean): void {
+    if (this.closed) return;
+    if ((streamId & 0x3) === 0) {
+      let req = this.requests.get(streamId);
+      if (req === undefined && !this.rawResults.has(streamId)) {
+        let resolve!: (r: H3Response) => void;
+        let reject!: (e: Error) => void;
+        const done = new Promise<H3Response>((res, rej) => {
+          resolve = res;
+          reject = rej;
+        });
+        done.catch(() => undefined);
+        this.rawResults.set(streamId, done);
+        req = { streamId, reader: new FrameReader(MAX_FIELD_SECTION), status: 0, headers: [], interim: [], bytes: 0, chunks: undefined, out: [], fin: false, resolve, reject, timer: undefined, paused: false };
+        this.requests.set(streamId, req);
+        if (streamId >= this.nextStreamId) this.nextStreamId = streamId + 4;
+      }
+      if (req === undefined) return; // that stream already finished
+      req.out.push(data);
+      req.fin ||= fin;
+      if (!this.writeStream(req, false)) this.finishRequest(req, new H3ClientError('H3C_STREAM_LIMIT', `stream ${streamId}: peer's stream limit`));
+    } else {
+      let u = this.rawUni.get(streamId);
+      if (u === undefined) {
+        u = { out: [], fin: false };
+        this.rawUni.set(streamId, u);
+      }
+      u.out.push(data);
+      u.fin ||= fin;
+      this.writeRawUni(streamId);
+    }
+    this.flush();
+  }
+
+  /** The answer on a request stream opened with sendRaw: rejects with H3ClientError (a reset carries appCode). */
+  rawResponse(streamId: number, timeoutMs: number): Promise<H3Response> {
+    const done = this.rawResults.get(streamId);
+    if (done === undefined) return Promise.reject(new H3ClientError('H3C_PROTOCOL', `no raw stream ${streamId}`));
+    const req = this.requests.get(streamId);
+    if (req !== undefined && req.timer === undefined) {
+      req.timer = setTimeout(() => this.finishRequest(req, new H3ClientError('H3C_TIMEOUT', `no response in ${timeoutMs} ms`)), timeoutMs);
+    }
+    return done;
+  }
+
+  /** RESET_STREAM (direction 1, SHUTDOWN_WRITE) or STOP_SENDING (0, SHUTDOWN_READ) with `code`, on any stream. */
+  shutdownStream(streamId: number, direction: number, code: number): void {
+    if (this.closed) return;
+    try {
+      this.conn.streamShutdown(streamId, direction, code);
+    } catch {
+      // not open, or already shut
+    }
+    this.flush();
+  }
+
+  private writeRawUni(streamId: number): void {
+    const u = this.rawUni.get(streamId);
+    if (u === undefined) return;
+    while (u.out.length > 0) {
+      const buf = u.out[0];
+      let n: number | null;
+      try {
+        n = this.conn.streamSend(streamId, buf, u.out.length === 1 && u.fin);
+      } catch (err) {
+        if (quicErrorCode(err) === 'QUIC_DONE') return;
+        this.rawUni.delete(streamId); // stopped by the peer, or over its stream limit: nothing more to send
+        return;
+      }
+      if (n === null) return;
+      if (n < buf.length) {
+        u.out[0] = buf.subarray(n);
+        return;
+      }
+      u.out.shift();
+    }
+    if (u.fin) this.rawUni.delete(streamId);
+  }
+
   /** Closes with H3_NO_ERROR (RFC 9114 §5.2) without waiting for the draining period. */
   close(): void {
     if (this.closed) return;
@@ -426,6 +525,11 @@ export class H3Connection {
   }
 
   private openControlStream(): void {
+    if (this.controlStream === null) return;
+    if (this.controlStream !== undefined) {
+      this.conn.streamSend(CONTROL_STREAM_ID, this.controlStream, false);
+      return;
+    }
     const settings = encodeSettingsFrame([
       [SETTINGS_QPACK_MAX_TABLE_CAPACITY, 0],
       [SETTINGS_QPACK_BLOCKED_STREAMS, 0],
@@ -527,7 +631,8 @@ export class H3Connection {
       } catch (err) {
         if (opening && quicErrorCode(err) === 'QUIC_STREAM_LIMIT') return false;
         if (quicErrorCode(err) === 'QUIC_DONE') return true; // no capacity now: retried on the next input
-        this.finishRequest(req, new H3ClientError('H3C_STREAM_RESET', `stream ${req.streamId}: ${quicErrorCode(err)}`));
+        const e = toQuicError(err);
+        this.finishRequest(req, new H3ClientError('H3C_STREAM_RESET', `stream ${req.streamId}: ${e.code}${e.value !== undefined ? ` (0x${e.value.toString(16)})` : ''}`, e.value));
         return true;
       }
       opening = false;
@@ -543,6 +648,7 @@ export class H3Connection {
 
   private writePending(): void {
     for (const req of this.requests.values()) if (req.out.length > 0) this.writeStream(req, false);
+    for (const id of this.rawUni.keys()) this.writeRawUni(id);
     if (this.waiting.length > 0) {
       const w = this.waiting.splice(0, this.waiting.length);
       for (const start of w) start();
