@@ -408,7 +408,7 @@ export class H3Connection {
         });
         done.catch(() => undefined);
         this.rawResults.set(streamId, done);
-        req = { streamId, reader: new FrameReader(MAX_FIELD_SECTION), status: 0, headers: [], interim: [], bytes: 0, chunks: undefined, out: [], fin: false, resolve, reject, timer: undefined, paused: false };
+        req = { streamId, reader: new FrameReader(MAX_FIELD_SECTION), status: 0, headers: [], interim: [], bytes: 0, chunks: undefined, out: [], fin: false, resolve, reject, timer: undefined, paused: false, onResponseHead: undefined, onData: undefined };
         this.requests.set(streamId, req);
         if (streamId >= this.nextStreamId) this.nextStreamId = streamId + 4;
       }

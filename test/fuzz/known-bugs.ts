@@ -22,33 +22,6 @@ export interface KnownBug {
 
 export const KNOWN_BUGS: readonly KnownBug[] = [
   {
-    id: 'h1-32-fields',
-    signature: /^HTTP\/1\.1 request handling failed: TypeError: Cannot read properties of undefined \(reading 'toLowerCase'\)\s+at H1Connection\.onHeadersComplete/,
-    test: 'HTTP/1.1: a request with 32 or more header fields is answered',
-  },
-  {
-    id: 'h1-queued-bad-chunk',
-    signature: /^uncaught exception in a shard .*: ClientError: malformed request body \(HPE_[A-Z_]+\)\s+at H1Connection\.parseFailed/,
-    test: 'HTTP/1.1: a malformed chunked body of a pipelined request waiting in the queue raises no uncaught exception',
-  },
-  {
-    id: 'h1-queued-body-client-gone',
-    signature: /^uncaught exception in a shard .*: ClientError: the client closed the connection\s+at H1Connection\.onClose/,
-    test: 'HTTP/1.1: a client that closes while a pipelined upload waits in the queue raises no uncaught exception',
-  },
-  {
-    id: 'h1-parser-leak',
-    signature: null,
-    matches: [{ protocol: 'h1', kind: 'heap-growth' }],
-    test: 'HTTP/1.1: a closed connection leaves nothing behind in the shard',
-  },
-  {
-    id: 'h1-refused-linger',
-    signature: null,
-    matches: [{ protocol: 'h1', kind: 'connection-leak' }],
-    test: 'HTTP/1.1: a connection refused while its bytes still arrive is released when the client closes it',
-  },
-  {
     id: 'h2-reset-mid-upload-leak',
     signature: null,
     matches: [{ protocol: 'h2', kind: 'connection-leak' }],

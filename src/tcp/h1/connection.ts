@@ -59,6 +59,9 @@ export class H1Connection implements ExchangeHost {
   private partialUrl = '';
   /** No request after the ones already queued (close requested, parse error, upgrade). */
   private stopParsing = false;
+  /** Our side has ended: what the client still sends is read and dropped, so its FIN is seen. */
+  private lingering = false;
+  private lingered = 0;
   private closed = false;
   private pausedForBody = false;
   private pausedForQueue = false;
@@ -106,6 +109,11 @@ export class H1Connection implements ExchangeHost {
   // ---- reading ----------------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    if (this.lingering) {
+      this.lingered += chunk.length;
+      if (this.lingered > DISCARD_LIMIT) this.destroy();
+      return;
+    }
     if (this.awaitingUpgrade) {
       // A WebSocket handshake waits for the backend's answer: what the client sends meanwhile (it should
       // wait, RFC 6455 §4.1) is kept for the tunnel, never parsed as HTTP.
@@ -143,17 +151,19 @@ export class H1Connection implements ExchangeHost {
   private onHeadersComplete(
     major: number,
     minor: number,
-    rawHeaders: string[],
+    rawHeaders: string[] | undefined,
     methodIndex: number,
-    rawUrl: string,
+    rawUrl: string | undefined,
     upgrade: boolean,
     keepAlive: boolean,
   ): number {
-    let raw = rawHeaders;
-    let url = rawUrl;
+    // After 32 fields llhttp's binding hands the section over in batches (onHeaders) and then calls this
+    // with no fields and no URL of its own.
+    let raw = rawHeaders ?? [];
+    let url = rawUrl ?? '';
     if (this.partialHeaders !== null) {
-      raw = this.partialHeaders.concat(rawHeaders);
-      url = this.partialUrl + rawUrl;
+      raw = this.partialHeaders.concat(raw);
+      url = this.partialUrl + url;
       this.partialHeaders = null;
       this.partialUrl = '';
     }
@@ -272,6 +282,9 @@ export class H1Connection implements ExchangeHost {
         }
       },
     });
+    // A queued request's body has no reader yet; its destroy(err) (client gone, bad chunk, body timeout)
+    // must not become an uncaught 'error'. The pipeline's reader still sees the error when it reads.
+    body.on('error', ignoreError);
     return body;
   }
 
@@ -342,11 +355,31 @@ export class H1Connection implements ExchangeHost {
   }
 
   private finishWith(answer: string): void {
-    if (this.closed) return;
+    this.endConnection(answer);
+  }
+
+  /**
+   * Ends our side (after `answer`, if any) and keeps reading, dropping what arrives (nginx's lingering
+   * close): a paused socket would never see the client's FIN, and the connection would stay counted open
+   * until the write deadline. A client that never reads the answer or keeps sending is cut by the write
+   * deadline or after DISCARD_LIMIT bytes.
+   */
+  private endConnection(answer?: string): void {
+    if (this.closed || this.lingering) return;
+    this.stopParsing = true;
+    this.lingering = true;
     this.readDeadline = 0;
-    this.socket.end(answer);
-    // A client that never reads the answer does not keep the socket: the write deadline still applies.
+    const ex = this.reading;
+    if (ex !== null && ex.bodyOpen) {
+      ex.bodyOpen = false;
+      ex.body?.destroy();
+    }
+    if (answer === undefined) this.socket.end();
+    else this.socket.end(answer);
     this.writeDeadline = Date.now() + this.limits.writeTimeoutMs;
+    this.pausedForBody = false;
+    this.pausedForQueue = false;
+    this.socket.resume();
   }
 
   // ---- answering --------------------------------------------------------------------------------
@@ -364,10 +397,8 @@ export class H1Connection implements ExchangeHost {
   exchangeDone(ex: H1Exchange, keepAlive: boolean): void {
     if (this.queue[0] !== ex) return;
     if (!keepAlive) {
-      this.stopParsing = true;
       this.queue.length = 0;
-      this.socket.end();
-      this.writeDeadline = Date.now() + this.limits.writeTimeoutMs;
+      this.endConnection();
       return;
     }
     if (ex.bodyOpen) {
@@ -403,12 +434,8 @@ export class H1Connection implements ExchangeHost {
       this.dispatch(next);
       return;
     }
-    if (this.stopParsing) {
-      this.socket.end();
-      return;
-    }
-    if (this.opts.draining()) {
-      this.socket.end();
+    if (this.stopParsing || this.opts.draining()) {
+      this.endConnection();
       return;
     }
     if (this.reading === null) {
@@ -550,9 +577,11 @@ export class H1Connection implements ExchangeHost {
   drain(): void {
     // A detached socket is a WebSocket tunnel now: the shutdown closes it with close frames (src/proxy/websocket.ts).
     if (this.detached) return;
-    if (this.queue.length === 0 && this.reading === null) this.socket.end();
+    if (this.queue.length === 0 && this.reading === null) this.endConnection();
   }
 }
+
+function ignoreError(): void {}
 
 function closeParser(parser: NativeParser): void {
   try {

@@ -13,9 +13,10 @@ export interface ParserCallbacks {
   onHeadersComplete(
     versionMajor: number,
     versionMinor: number,
-    headers: string[],
+    /** undefined when the fields came through onHeaders (more than 32, or split across reads); so is url. */
+    headers: string[] | undefined,
     method: number,
-    url: string,
+    url: string | undefined,
     statusCode: number,
     statusMessage: string,
     upgrade: boolean,
