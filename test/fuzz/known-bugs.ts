@@ -27,27 +27,6 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     matches: [{ protocol: 'h2', kind: 'connection-leak' }],
     test: 'HTTP/2: a client that resets its TCP connection in the middle of an upload leaves no connection behind',
   },
-  {
-    id: 'h2-non-ascii-path',
-    signature: null,
-    // The backend then resets, and quiclb charges it a failure: 'backend-harmed' in an h2 run is masked too.
-    matches: [
-      { protocol: 'h2', kind: 'backend-parse-error', detail: /^HPE_INVALID_URL:/ },
-      { protocol: 'h2', kind: 'backend-harmed' },
-    ],
-    test: 'HTTP/2: a :path with bytes outside ASCII is refused, never forwarded',
-  },
-  {
-    id: 'extension-method-forwarded',
-    signature: null,
-    matches: [
-      { protocol: 'h2', kind: 'backend-parse-error', detail: /^HPE_INVALID_METHOD:/ },
-      { protocol: 'h3', kind: 'backend-parse-error', detail: /^HPE_INVALID_METHOD:/ },
-      // The backend then drops the connection and quiclb charges it a failure.
-      { protocol: 'h3', kind: 'backend-harmed' },
-    ],
-    test: 'HTTP/2 and HTTP/3: a method the HTTP/1.1 frontend refuses is not forwarded either',
-  },
 ];
 
 /** The listed bug that explains a failure of `kind` (with `detail`) in a run of `protocol`, if any. */

@@ -110,6 +110,12 @@ test('validate: bad methods, targets and fields are refused with 4xx before any 
     [{ path: 'relative' }, 400],
     [{ path: '/a b' }, 400],
     [{ path: '/\u0001' }, 400],
+    // Bytes outside ASCII must be percent-encoded (RFC 3986 §2); llhttp refuses them on HTTP/1.1.
+    [{ protocol: 'HTTP/2', path: '/x\u00ff' }, 400],
+    // Methods llhttp does not know (the HTTP/1.1 frontend's 400) are 501 on every protocol; case matters.
+    [{ protocol: 'HTTP/2', method: 'Pfv' }, 501],
+    [{ protocol: 'HTTP/3', method: 'get' }, 501],
+    [{ protocol: 'HTTP/3', method: 'BREW' }, 501],
     [{ method: 'GET', path: '*' }, 400],
     [{ protocol: 'HTTP/3', headers: [['host', 'a'], ['x', 'a\nb']] }, 400],
     [{ protocol: 'HTTP/2', headers: [['host', 'a'], ['host', 'b']] }, 400],
@@ -126,6 +132,11 @@ test('validate: bad methods, targets and fields are refused with 4xx before any 
   const r = await star.done;
   assert.equal(r.status, 200);
   assert.match(header(r.headers, 'allow') ?? '', /GET/);
+  for (const method of ['PROPFIND', 'PURGE', 'QUERY', 'PATCH']) {
+    const known = memoryExchange({ protocol: 'HTTP/2', method });
+    new Pipeline([validatePhase(config), backend()], logger).handle(known.req, known.res);
+    assert.equal((await known.done).status, 200, `${method} is forwarded`);
+  }
   const trace = memoryExchange({ method: 'TRACE' });
   new Pipeline([validatePhase(validateConfig({ server: { allowTrace: true } })), backend()], logger).handle(trace.req, trace.res);
   assert.equal((await trace.done).status, 200, 'TRACE passes when server.allowTrace');

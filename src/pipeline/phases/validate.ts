@@ -2,14 +2,25 @@
 // given is answered 4xx here, so it never becomes a "backend failure" (502) nor counts against a backend's
 // health. The frontends already refused what their framing forbids (HTTP/1.1's llhttp, HTTP/2's nghttp2,
 // HTTP/3's message validation); what reaches here from any of them meets the rules below.
+import { METHODS } from 'node:http';
 import type { Config } from '../../config/types.ts';
 import type { Exchange } from '../exchange.ts';
 import type { Phase } from '../phase.ts';
 
 /** RFC 9110 §5.6.2 token (methods, field names). */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** What may appear in a request target on the wire (RFC 9112 §3.2; undici's own check): no space, no control character. */
-const BAD_TARGET = /[^\x21-\x7e\x80-\xff]/;
+/**
+ * What may appear in a request target on the wire: visible ASCII only (RFC 9112 §3.2, RFC 3986 §2: other
+ * octets are percent-encoded). llhttp refuses the rest on HTTP/1.1, and so does a backend built on it
+ * (node's parser drops the connection, which would count against the backend).
+ */
+const BAD_TARGET = /[^\x21-\x7e]/;
+/**
+ * The methods quiclb forwards: llhttp's list (node:http METHODS), which the HTTP/1.1 frontend and node or
+ * llhttp-based backends accept. RFC 9110 §9.1 allows any token, but a method that one frontend refuses
+ * must not pass another (found by the fuzzers); an unknown one is 501 (RFC 9110 §15.6.2).
+ */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 /** Field values must not carry NUL, CR or LF (RFC 9110 §5.5). */
 const BAD_VALUE = /[\0\r\n]/;
 const ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH';
@@ -21,7 +32,10 @@ export function validatePhase(config: Config): Phase {
     request(ex: Exchange): boolean {
       const req = ex.req;
       const method = req.method;
-      if (!TOKEN.test(method)) return refuse(ex, 400, 'the method is not a token');
+      if (!KNOWN_METHODS.has(method)) {
+        if (!TOKEN.test(method)) return refuse(ex, 400, 'the method is not a token');
+        return refuse(ex, 501, 'this method is not implemented (methods are case-sensitive)', [['allow', ALLOW]]);
+      }
       if (method === 'CONNECT') return refuse(ex, 405, 'CONNECT is not supported: quiclb is not a forward proxy', [['allow', ALLOW]]);
       if (method === 'TRACE' && !allowTrace) return refuse(ex, 405, 'TRACE is disabled (server.allowTrace)', [['allow', ALLOW]]);
       const path = req.path;
