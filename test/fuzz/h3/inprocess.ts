@@ -8,6 +8,7 @@
 import { H3ServerConnection } from '../../../src/http3/connection.ts';
 import { h3ErrorName } from '../../../src/http3/errors.ts';
 import type { H3Script } from './script.ts';
+import { readPrefixed } from './qpack-model.ts';
 
 export interface InProcessOutcome {
   /** 'ok', or the connection error / first stream error name. */
@@ -16,20 +17,6 @@ export interface InProcessOutcome {
   violations: string[];
 }
 
-function readPrefixed(buf: Buffer, pos: number, prefixBits: number): [number, number] | null {
-  const max = (1 << prefixBits) - 1;
-  let v = buf[pos] & max;
-  let p = pos + 1;
-  if (v < max) return [v, p];
-  let m = 0;
-  for (;;) {
-    if (p >= buf.length) return null;
-    const b = buf[p++];
-    v += (b & 0x7f) * 2 ** m;
-    m += 7;
-    if ((b & 0x80) === 0) return [v, p];
-  }
-}
 
 export function runInProcess(script: H3Script): InProcessOutcome {
   const violations: string[] = [];

@@ -7,7 +7,7 @@ import { H3Error } from '../../../src/http3/errors.ts';
 import { QpackDecoder } from '../../../src/http3/qpack/decoder.ts';
 import { mutate } from '../mutate.ts';
 import type { Rand } from '../random.ts';
-import { TableModel, encodeSection, encoderInstructions, type Field } from './qpack-model.ts';
+import { TableModel, encodeSection, encoderInstructions, readPrefixed, type Field } from './qpack-model.ts';
 
 const MAX_CAPACITY = 4096;
 
@@ -61,20 +61,6 @@ export function generateQpackCase(r: Rand): QpackCase {
   return { encoder, cuts, sections, inserts: valid ? t.insertCount : Infinity, valid, label };
 }
 
-function readPrefixed(buf: Uint8Array, pos: number, prefixBits: number): [number, number] | null {
-  const max = (1 << prefixBits) - 1;
-  let v = buf[pos] & max;
-  let p = pos + 1;
-  if (v < max) return [v, p];
-  let m = 0;
-  for (;;) {
-    if (p >= buf.length) return null;
-    const b = buf[p++];
-    v += (b & 0x7f) * 2 ** m;
-    m += 7;
-    if ((b & 0x80) === 0) return [v, p];
-  }
-}
 
 /** Runs one case; returns the outcome key and the oracle violations. */
 export function runQpackCase(c: QpackCase): { key: string; violations: string[] } {

@@ -24,6 +24,25 @@ export function prefixedInt(value: number, prefixBits: number, flags: number): n
   return out;
 }
 
+/**
+ * Reads a prefixed integer (RFC 7541 §5.1) at `pos`: [value, next position], or null when the bytes end first.
+ * The oracles' own reader, independent of src/http3/qpack/prefixed-int.ts, which is under test.
+ */
+export function readPrefixed(buf: Uint8Array, pos: number, prefixBits: number): [number, number] | null {
+  const max = (1 << prefixBits) - 1;
+  let v = buf[pos] & max;
+  let p = pos + 1;
+  if (v < max) return [v, p];
+  let m = 0;
+  for (;;) {
+    if (p >= buf.length) return null;
+    const b = buf[p++];
+    v += (b & 0x7f) * 2 ** m;
+    m += 7;
+    if ((b & 0x80) === 0) return [v, p];
+  }
+}
+
 /** RFC 9204 §4.1.2 string literal: H flag at bit `prefixBits`, length with `prefixBits` bits, then bytes. */
 export function stringLiteral(s: string, prefixBits: number, flags: number, huffman: boolean): number[] {
   const raw = Buffer.from(s, 'latin1');
