@@ -27,18 +27,23 @@ export interface Ran {
 }
 
 /**
- * Runs one request through a real Pipeline of `phases` and resolves once the response ended (or broke) and
- * every done hook ran. A last phase with only a done hook hands the Exchange out; it changes nothing else.
+ * Starts one request through a real Pipeline of `phases`: `m` at once (to act as the client meanwhile), and
+ * `ran`, which resolves once the response ended (or broke) and every done hook ran. A last phase with only a
+ * done hook hands the Exchange out; it changes nothing else.
  */
-export async function runPhases(phases: ReadonlyArray<Phase | undefined>, init: Parameters<typeof memoryExchange>[0] = {}, logger: Logger = silentLogger): Promise<Ran> {
+export function startPhases(phases: ReadonlyArray<Phase | undefined>, init: Parameters<typeof memoryExchange>[0] = {}, logger: Logger = silentLogger): { m: MemoryExchange; ran: Promise<Ran> } {
   let seen!: (ex: Exchange) => void;
   const finished = new Promise<Exchange>((r) => (seen = r));
   const probe: Phase = { name: 'probe', done: (ex) => seen(ex) };
   const list = phases.filter((p): p is Phase => p !== undefined);
   const m = memoryExchange(init);
   new Pipeline([...list, probe], logger).handle(m.req, m.res);
-  const [r, ex] = await Promise.all([m.done, finished]);
-  return { r, ex, m };
+  return { m, ran: Promise.all([m.done, finished]).then(([r, ex]) => ({ r, ex, m })) };
+}
+
+/** startPhases(...).ran: one request, start to end. */
+export function runPhases(phases: ReadonlyArray<Phase | undefined>, init: Parameters<typeof memoryExchange>[0] = {}, logger: Logger = silentLogger): Promise<Ran> {
+  return startPhases(phases, init, logger).ran;
 }
 
 /** A terminal phase standing in for the proxy: answers 200 with `body` and records each request that reached it. */
