@@ -29,9 +29,9 @@ export const RESTART_FIELDS: readonly RestartField[] = [
   field('server.writeTimeout', 'server.writeTimeoutMs'),
   field('server.idleTimeout', 'server.idleTimeoutMs'),
   field('server.maxHeaderSize'),
-  // Keys derived at start from the key ring (Retry tokens, stateless resets, session tickets).
+  // Where the generated certificate lives. (tls.keyRing is not here: every reload reads the key ring again,
+  // from the path the new file names, src/primary/keys.ts.)
   field('tls.stateDir'),
-  field('tls.keyRing'),
   field('server.pidFile'),
   field('logging.format'),
   // The response cache's store is opened at start (cache.maxSize, maxEntrySize and lockTimeout apply live).

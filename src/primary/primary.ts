@@ -21,7 +21,7 @@ import type { UdpRouter } from './udp-router.ts';
 import { ShardSupervisor } from './shard-supervisor.ts';
 import { TcpListeners } from './tcp-listeners.ts';
 import { prepareTlsFiles } from './tls-files.ts';
-import { loadPrimaryKeys } from './keys.ts';
+import { loadPrimaryKeys, shardKeys } from './keys.ts';
 import { bindAddressList, formatHostPort, resolveBinds } from './bind-plan.ts';
 import type { RestartPolicy } from './restart-backoff.ts';
 import type { ListenSpec } from './tcp-listeners.ts';
@@ -119,13 +119,13 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
     certFile,
     keyFile,
     rateLimit: rateLimiter.shared,
+    keys: shardKeys(keys),
   };
   const status = initialConfigStatus();
   const supervisor = new ShardSupervisor({
     count: workers,
     init: { workers, quicShards, current: first, configStatus: status, stateBuffer: state.buffer, sessionBuffer: sessions.buffer,
-      resetKey: keys.resetKey, tlsTicketKeys: keys.tlsTicketKeys, quicTicketKey: keys.quicTicketKey, startedAt: Date.now(),
-      resetWindowBuffer: resetWindow.buffer, cacheBuffer },
+      startedAt: Date.now(), resetWindowBuffer: resetWindow.buffer, cacheBuffer },
     state,
     logger,
     onShardMessage: (shard, msg) => router?.onShardMessage(shard, msg),
@@ -159,7 +159,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
       config,
       quicShards,
       binds,
-      resetKey: keys.resetKey,
+      resetKey: keys.resetKeys,
       retryKeys: keys.retryKeys,
       state,
       logger,
@@ -182,6 +182,8 @@ export async function startPrimary(opts: PrimaryOptions): Promise<RunningPrimary
       throw new Error('this quiclb was started without a configuration file to reload');
     }),
     initial: first,
+    keys,
+    onKeysRotated: (next) => router?.useKeys(next),
     slots,
     state,
     sessions,

@@ -2,15 +2,18 @@
 // generation without closing a connection or failing a request.
 //
 //   1. Load: the file and the env overrides through the one schema (src/config/load.ts), the certificate and
-//      key (prepareTlsFiles), free backend slots. Anything wrong refuses the whole reload: the running
-//      configuration stays, the log line names the field, /stats counts it (config.failedReloads).
+//      key (prepareTlsFiles), the key ring (src/primary/keys.ts), free backend slots. Anything wrong refuses
+//      the whole reload: the running configuration and keys stay, the log line names the field, /stats
+//      counts it (config.failedReloads).
 //   2. Settings that need new sockets or threads keep their running values (src/config/reloadable.ts) and are
 //      logged as "needs restart".
 //   3. Slots (src/primary/backend-slots.ts): kept backends keep theirs; new ones take free slots, zeroed;
 //      removed ones are marked SLOT_RETIRING at once, so no shard, whatever generation it runs, picks them
 //      for a new request, while requests already on them finish.
 //   4. Every shard builds the new request path and switches to it (config:apply, answered); the health
-//      checker, the rate-limit tables and the log level follow.
+//      checker, the rate-limit tables and the log level follow. A rotated key ring travels in the generation
+//      (new TLS and QUIC handshakes use the new ticket key, new CIDs the new reset key); the primary's UDP
+//      router takes the new Retry and reset keys once the shards have answered (onKeysRotated).
 //   5. A removed backend's slot is freed once every shard reported that no request of an older generation
 //      is running (config:drained): only then may a new backend reuse the slot and its pinned sessions go.
 import type { Config } from '../config/types.ts';
@@ -25,6 +28,7 @@ import { RateLimiter, type RateLimiterShared } from '../ratelimit/limiter.ts';
 import { MIN_CAPACITY } from '../ratelimit/client-table.ts';
 import type { ShardGeneration } from '../shard/messages.ts';
 import type { BackendSlots, SlotPlan } from './backend-slots.ts';
+import { reloadPrimaryKeys, sameKeys, shardKeys, type PrimaryKeys } from './keys.ts';
 import type { ShardSupervisor } from './shard-supervisor.ts';
 import { prepareTlsFiles } from './tls-files.ts';
 
@@ -33,6 +37,12 @@ export interface ReloaderOptions {
   load(): Config;
   /** The generation quiclb started with (generation 1). */
   initial: ShardGeneration;
+  /** The keys quiclb started with (the key ring behind initial.keys). */
+  keys: PrimaryKeys;
+  /** Reads the key ring of a configuration again; reloadPrimaryKeys (src/primary/keys.ts) when absent. */
+  loadKeys?(config: Config): PrimaryKeys;
+  /** Called with the new keys after a reload that found the key ring rotated, once the shards have answered. */
+  onKeysRotated?(keys: PrimaryKeys): void;
   slots: BackendSlots;
   state: SharedState;
   sessions: SessionTable;
@@ -45,7 +55,7 @@ export interface ReloaderOptions {
 }
 
 export type ReloadOutcome =
-  | { ok: true; generation: number; added: string[]; removed: string[]; changed: string[]; needsRestart: string[]; shardErrors: string[] }
+  | { ok: true; generation: number; added: string[]; removed: string[]; changed: string[]; needsRestart: string[]; shardErrors: string[]; keysRotated: boolean }
   | { ok: false; generation: number; field: string; error: string };
 
 /** Client-table capacity RateLimiter.create() allocates for `config` (see src/ratelimit/limiter.ts). */
@@ -56,6 +66,7 @@ function tableCapacity(config: Config): number {
 export class Reloader {
   private readonly opts: ReloaderOptions;
   private current: ShardGeneration;
+  private keys: PrimaryKeys;
   private statusNow: ConfigStatus;
   private tableCap: number;
   private queue: Promise<unknown> = Promise.resolve();
@@ -65,6 +76,7 @@ export class Reloader {
   constructor(opts: ReloaderOptions) {
     this.opts = opts;
     this.current = opts.initial;
+    this.keys = opts.keys;
     this.statusNow = opts.status;
     this.tableCap = tableCapacity(opts.initial.config);
   }
@@ -104,16 +116,17 @@ export class Reloader {
   }
 
   /** Step 1 and 2: everything that can refuse the reload, before anything changes. */
-  private async prepare(running: Config): Promise<{ next: Config; certFile: string; keyFile: string; needsRestart: string[]; plan: SlotPlan }> {
+  private async prepare(running: Config): Promise<{ next: Config; certFile: string; keyFile: string; keys: PrimaryKeys; needsRestart: string[]; plan: SlotPlan }> {
     const loaded = this.opts.load();
     if (loaded.loadBalancer.backendServers.length === 0) {
       throw ConfigError.at('loadBalancer.backendServers', 'expected at least one backend, got []');
     }
     const next = effectiveConfig(running, loaded);
     const { certFile, keyFile } = await prepareTlsFiles(next, this.opts.logger);
+    const keys = (this.opts.loadKeys ?? reloadPrimaryKeys)(next);
     const plan = this.opts.slots.plan(next.loadBalancer.backendServers);
     // Against the running values (those quiclb started with): what the file asks for and only a restart gives.
-    return { next, certFile, keyFile, needsRestart: restartOnlyChanges(running, loaded), plan };
+    return { next, certFile, keyFile, keys, needsRestart: restartOnlyChanges(running, loaded), plan };
   }
 
   private async reloadNow(): Promise<ReloadOutcome> {
@@ -125,7 +138,9 @@ export class Reloader {
     } catch (err) {
       return this.refuse(err);
     }
-    const { next, certFile, keyFile, needsRestart, plan } = prepared;
+    const { next, certFile, keyFile, keys, needsRestart, plan } = prepared;
+    // Unchanged keys: the shards and the router keep what they have (the generation carries the same ones).
+    const keysRotated = !sameKeys(this.keys, keys);
 
     const generation = this.current.generation + 1;
     const { state, sessions } = this.opts;
@@ -147,6 +162,7 @@ export class Reloader {
       certFile,
       keyFile,
       rateLimit: this.rateLimitTables(next),
+      keys: keysRotated ? shardKeys(keys) : this.current.keys,
     };
     const status: ConfigStatus = { generation, loadedAt: Date.now(), lastReloadError: null, failedReloads: this.statusNow.failedReloads, needsRestart };
     this.current = nextGen;
@@ -156,6 +172,13 @@ export class Reloader {
     this.opts.onApplied?.(next);
 
     const replies = await this.opts.supervisor.applyAll(nextGen, status);
+    this.keys = keys;
+    if (keysRotated) {
+      // After the shards: CIDs the router mints for Retry carry the new key's tag only once the shards that
+      // will own those connections derive the new key's tokens too.
+      this.opts.onKeysRotated?.(keys);
+      logger.info({ generation, file: keys.file, keys: keys.count }, 'key ring rotated: new handshakes get session tickets of its first key, new connections its reset key; Retry tokens of every key in it stay valid');
+    }
     const shardErrors = replies.filter((r) => !r.result.ok).map((r) => `shard ${r.shard}: ${r.result.ok ? '' : r.result.error}`);
     const changed = changedSettings(running, next);
     const backendChanges = next.loadBalancer.backendServers
@@ -172,6 +195,7 @@ export class Reloader {
       changed: [...changed, ...backendChanges],
       needsRestart,
       shardErrors,
+      keysRotated,
     };
     logger.info(
       {
@@ -182,6 +206,7 @@ export class Reloader {
         backends: next.loadBalancer.backendServers.map((b, i) => `${b.id}=${b.socket ?? `${b.host}:${b.port}`}#${plan.slots[i]}`),
         shards: replies.length,
         needsRestart,
+        keysRotated,
       },
       'configuration reloaded',
     );

@@ -63,6 +63,10 @@ export class RetryCache {
     this.map.set(key, { packet, expiresAt: now + this.ttlMs });
   }
 
+  clear(): void {
+    this.map.clear();
+  }
+
   sweep(now: number): void {
     for (const [key, e] of this.map) {
       if (e.expiresAt > now) break;

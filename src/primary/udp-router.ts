@@ -67,8 +67,11 @@ export interface UdpRouterOptions {
   shards: ShardPort[];
   /** Shards with an index below this run QUIC; the router sends datagrams to no other shard. */
   quicShards: number;
-  /** Key of the stateless reset tokens, the one the shards derive their CIDs' tokens with. */
-  resetKey: Uint8Array;
+  /**
+   * Key of the stateless reset tokens, the one the shards derive their CIDs' tokens with, or the key ring's
+   * reset keys newest first.
+   */
+  resetKey: Uint8Array | readonly Uint8Array[];
   /** Retry token keys from the key ring, newest first (random when absent: tokens die with the process). */
   retryKeys?: readonly Buffer[];
   /** Sockets to bind (src/primary/bind-plan.ts); planBinds(server.bindAddress) without the IPv6 probe when absent. */
@@ -85,9 +88,9 @@ export class UdpRouter {
   /** shards by index, for the per-datagram liveness check. */
   private readonly byIndex: Array<ShardPort | undefined>;
   private readonly table = new CidTable();
-  private readonly tokens: RetryTokenMinter;
+  private tokens: RetryTokenMinter;
   private readonly retryCache = new RetryCache();
-  private readonly resetTokens: ResetTokens;
+  private resetTokens: ResetTokens;
   private readonly resetLimit: ResetRateLimit;
   private readonly rate: HandshakeRate;
   private readonly batches: DatagramBatchWriter[];
@@ -400,7 +403,7 @@ export class UdpRouter {
         this.state.addGlobal(G_DROP_QUEUE_FULL);
         return;
       }
-      const retryScid = encodeCid(shard);
+      const retryScid = encodeCid(shard, this.resetTokens.tag);
       const token = this.tokens.mint(address, odcid, retryScid);
       packet = retryPacket(scid, odcid, retryScid, token, h.version);
       this.retryCache.set(cacheKey, packet, now);
@@ -448,6 +451,19 @@ export class UdpRouter {
     }
     // A dual-stack socket sends to IPv4 clients only as IPv4-mapped addresses (EINVAL otherwise).
     socket.send(data, 0, data.length, port, !v6 && bound.family === 6 ? `::ffff:${address}` : address);
+  }
+
+  /**
+   * A reload found the key ring rotated (keys newest first). Retry tokens are minted with the first Retry key
+   * and accepted under any of them, so a token minted just before the rotation still validates while its key
+   * stays in the ring. Stateless resets of CIDs this router knows nothing about use the key whose tag the CID
+   * carries (src/wire/cid.ts): a connection issued under a key still in the ring is reset with its own token.
+   * Retry packets cached for repeated Initials are dropped: their tokens may be of a key that left the ring.
+   */
+  useKeys(keys: { retryKeys: readonly Buffer[]; resetKeys: readonly Uint8Array[] }): void {
+    this.tokens = new RetryTokenMinter({ keys: keys.retryKeys });
+    this.resetTokens = new ResetTokens(keys.resetKeys);
+    this.retryCache.clear();
   }
 
   // ---- messages from the shards ----------------------------------------------------------------

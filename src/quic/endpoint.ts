@@ -8,6 +8,8 @@
 // A configuration reload hands the endpoint a new quiche Config (useConfig): connections accepted afterwards
 // get its certificate and transport parameters; established ones keep what they were accepted with (quiche
 // copies the settings into each connection, and its TLS session holds a reference to the old context).
+// A reload that rotated the key ring also brings a new session ticket key (in the new Config) and new
+// stateless reset keys (useResetKeys).
 import type { Logger } from 'pino';
 import type { TransferListItem } from 'node:worker_threads';
 import type { Config } from '../config/types.ts';
@@ -61,8 +63,11 @@ export interface QuicEndpointOptions {
   logger: Logger;
   post: (msg: QuicOutMessage, transfer?: TransferListItem[]) => void;
   onRequest: RequestHandler;
-  /** Key of the stateless reset tokens (src/wire/stateless-reset.ts), the same in the primary and every shard. */
-  resetKey: Uint8Array;
+  /**
+   * Key of the stateless reset tokens (src/wire/stateless-reset.ts), the same in the primary and every shard,
+   * or the key ring's reset keys newest first.
+   */
+  resetKey: Uint8Array | readonly Uint8Array[];
   /** Session ticket key (48 octets) shared by every shard and restart; quiche's own random one when absent. */
   ticketKey?: Uint8Array;
   /** rateLimit.maxConnectionsPerClient (shared with TCP and every shard); absent: not limited (test harnesses). */
@@ -89,8 +94,8 @@ export class QuicEndpoint {
   private readonly refusals = new RecentRefusals();
   private readonly quiche: QuicheBinding;
   private qconfig: QuicheConfig;
-  private readonly ticketKey: Uint8Array | undefined;
-  private readonly resetTokens: ResetTokens;
+  private ticketKey: Uint8Array | undefined;
+  private resetTokens: ResetTokens;
   /** Bounds the HMACs a flood of unknown CIDs costs this shard; the primary's limit is the global one. */
   private readonly resetLimit = new ResetRateLimit(SHARD_RESET_RATE, SHARD_RESET_BURST);
   private stopBudget: number;
@@ -149,17 +154,31 @@ export class QuicEndpoint {
 
   /**
    * A quiche Config for `config` (config.quic, loadBalancer.connectionMigration) and the certificate pair, with
-   * this endpoint's session ticket key. Throws a QuicError when the files cannot be loaded; nothing changes
-   * until useConfig().
+   * session ticket key `ticketKey` (this endpoint's when absent). Throws a QuicError when the files cannot be
+   * loaded or the key set; nothing changes until useConfig().
    */
-  buildConfig(config: Config, certFile: string, keyFile: string): QuicheConfig {
-    return buildQuicheConfig(config, certFile, keyFile, this.ticketKey);
+  buildConfig(config: Config, certFile: string, keyFile: string, ticketKey: Uint8Array | undefined = this.ticketKey): QuicheConfig {
+    return buildQuicheConfig(config, certFile, keyFile, ticketKey);
   }
 
-  /** Connections accepted from now on use `qconfig` (built by buildConfig from `config`); open ones keep theirs. */
-  useConfig(qconfig: QuicheConfig, config: Config): void {
+  /**
+   * Connections accepted from now on use `qconfig` (built by buildConfig from `config`, with `ticketKey` when
+   * one was given); open ones keep theirs. BoringSSL holds one ticket key per Config, so after a change a
+   * ticket of the old key gets a full handshake.
+   */
+  useConfig(qconfig: QuicheConfig, config: Config, ticketKey: Uint8Array | undefined = this.ticketKey): void {
     this.qconfig = qconfig;
+    this.ticketKey = ticketKey;
     this.stopBudget = stopBudgetOf(config);
+  }
+
+  /**
+   * Stateless reset keys after a key ring rotation, newest first: CIDs issued from now on (for new and open
+   * connections) carry the first key's tag and token; CIDs issued before keep theirs, and packets for them
+   * that nobody here knows are reset with their own key while it stays in the ring.
+   */
+  useResetKeys(keys: readonly Uint8Array[]): void {
+    this.resetTokens = new ResetTokens(keys);
   }
 
   connectionCount(): number {
@@ -300,7 +319,7 @@ export class QuicEndpoint {
     if (again === 'drop') return undefined;
     // After a Retry the client's DCID is the CID the primary minted for this shard (RFC 9000 §7.3:
     // it becomes retry_source_connection_id, and quiche keeps it as the connection's CID).
-    const scid = odcid ? Buffer.from(clientDcid) : encodeCid(this.shard);
+    const scid = odcid ? Buffer.from(clientDcid) : encodeCid(this.shard, this.resetTokens.tag);
     // Only quiche's path bookkeeping reads the local address (the primary owns the sockets): the family's
     // wildcard is enough. Peers arrive normalised (IPv4 clients as IPv4, also through a dual-stack socket).
     const local: HostPort = { host: peer.host.includes(':') ? '::' : '0.0.0.0', port: this.localPort };
@@ -471,7 +490,7 @@ export class QuicEndpoint {
   private issueCids(qc: QuicConn): void {
     const conn = qc.conn;
     for (let i = 0; i < MAX_CID_ISSUE_PER_FLUSH && conn.sourceCidsLeft() > 0; i++) {
-      const cid = encodeCid(this.shard);
+      const cid = encodeCid(this.shard, this.resetTokens.tag);
       try {
         conn.newSourceCid(cid, this.resetTokens.tokenBigInt(cid), false);
       } catch (err) {

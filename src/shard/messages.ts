@@ -9,8 +9,20 @@ import type { QuicInMessage, QuicOutMessage } from '../quic/messages.ts';
 import type { TcpKind } from '../tcp/servers.ts';
 
 /**
+ * The key ring's keys a shard uses (src/primary/keys.ts derives them). A reload that finds the key ring
+ * rotated brings new ones; a shard restarted later gets the current ones with the current generation.
+ */
+export interface ShardKeys {
+  /** Stateless reset keys, newest first (src/wire/stateless-reset.ts): new CIDs use the first. */
+  resetKeys: Uint8Array[];
+  /** Session ticket keys (48 octets each) of the TLS (TCP) and quiche (QUIC) contexts. */
+  tlsTicketKeys: Uint8Array;
+  quicTicketKey: Uint8Array;
+}
+
+/**
  * One configuration generation as a shard applies it: the effective config (settings that need a restart
- * keep their running values), where each backend lives in SharedState, and the TLS files to serve.
+ * keep their running values), where each backend lives in SharedState, the TLS files to serve and the keys.
  */
 export interface ShardGeneration {
   generation: number;
@@ -23,6 +35,7 @@ export interface ShardGeneration {
   keyFile: string;
   /** The rate limiter's shared tables (a reload that changes rateLimit.maxClients brings new ones). */
   rateLimit: RateLimiterShared;
+  keys: ShardKeys;
 }
 
 export interface ShardInit {
@@ -35,11 +48,6 @@ export interface ShardInit {
   configStatus: ConfigStatus;
   stateBuffer: SharedArrayBuffer;
   sessionBuffer: SharedArrayBuffer;
-  /** Key of the QUIC stateless reset tokens (src/wire/stateless-reset.ts), shared with the primary. */
-  resetKey: Uint8Array;
-  /** Session ticket keys (48 octets each) of the TLS (TCP) and quiche (QUIC) contexts, from the key ring. */
-  tlsTicketKeys: Uint8Array;
-  quicTicketKey: Uint8Array;
   startedAt: number;
   /** The primary's ClientEventWindow (HTTP/2 and HTTP/3 stream resets per client) over frontendLimits' resetWindowMs. */
   resetWindowBuffer: SharedArrayBuffer;

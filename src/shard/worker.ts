@@ -14,7 +14,7 @@ import { ClientEventWindow } from '../ratelimit/event-window.ts';
 import { LatencyRecorder } from '../admin/latency.ts';
 import { TcpFrontends } from '../tcp/servers.ts';
 import type { QuicEndpoint } from '../quic/endpoint.ts';
-import type { ApplyResult, ShardGeneration, ShardInit, PrimaryToShard, ShardToPrimary } from './messages.ts';
+import type { ApplyResult, ShardGeneration, ShardInit, ShardKeys, PrimaryToShard, ShardToPrimary } from './messages.ts';
 import { ShardRuntime } from './runtime.ts';
 import { ResponseCache } from '../cache/cache.ts';
 import { cacheSettings } from '../cache/settings.ts';
@@ -97,7 +97,7 @@ const tcp = new TcpFrontends({
   shard,
   certFile: first.certFile,
   keyFile: first.keyFile,
-  ticketKeys: Buffer.from(init.tlsTicketKeys),
+  ticketKeys: Buffer.from(first.keys.tlsTicketKeys),
   limiter: runtime.admission,
   resetLimiter,
   onRequest: runtime.handle,
@@ -116,8 +116,8 @@ const quic: QuicEndpoint | undefined = first.config.quic.enabled && shard < init
       config: first.config,
       certFile: first.certFile,
       keyFile: first.keyFile,
-      resetKey: init.resetKey,
-      ticketKey: init.quicTicketKey,
+      resetKey: first.keys.resetKeys,
+      ticketKey: first.keys.quicTicketKey,
       state,
       logger,
       post: (msg, transfer) => send(msg, transfer),
@@ -128,22 +128,43 @@ const quic: QuicEndpoint | undefined = first.config.quic.enabled && shard < init
     })
   : undefined;
 
+/** The key ring's keys this shard runs with (those of the last generation it applied). */
+let keys: ShardKeys = first.keys;
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
+function sameShardKeys(a: ShardKeys, b: ShardKeys): boolean {
+  return (
+    sameBytes(a.tlsTicketKeys, b.tlsTicketKeys) &&
+    sameBytes(a.quicTicketKey, b.quicTicketKey) &&
+    a.resetKeys.length === b.resetKeys.length &&
+    a.resetKeys.every((k, i) => sameBytes(k, b.resetKeys[i]))
+  );
+}
+
 /**
  * Everything of `next` is built first (QUIC config, TLS context, request path), so a failure changes
- * nothing; then the swap, which cannot fail.
+ * nothing; then the swap, which cannot fail. The TLS context and the quiche Config are rebuilt by every
+ * reload (the certificate files may have changed), with the generation's ticket keys; the stateless reset
+ * keys only when the key ring was rotated.
  */
 function apply(next: ShardGeneration): ApplyResult {
   if (next.generation <= runtime.current.generation) return { ok: true, generation: runtime.current.generation };
   try {
-    const qconfig = quic?.buildConfig(next.config, next.certFile, next.keyFile);
+    const rotated = !sameShardKeys(keys, next.keys);
+    const qconfig = quic?.buildConfig(next.config, next.certFile, next.keyFile, next.keys.quicTicketKey);
     const path = runtime.build(next);
     try {
-      tcp.setCertificate(next.certFile, next.keyFile);
+      tcp.setCertificate(next.certFile, next.keyFile, Buffer.from(next.keys.tlsTicketKeys));
     } catch (err) {
       void path.pools.release();
       throw err;
     }
-    if (qconfig !== undefined) quic!.useConfig(qconfig, next.config);
+    if (qconfig !== undefined) quic!.useConfig(qconfig, next.config, next.keys.quicTicketKey);
+    if (rotated) {
+      quic?.useResetKeys(next.keys.resetKeys);
+      keys = next.keys;
+      logger.debug({ generation: next.generation }, 'key ring rotated: new TLS and QUIC handshakes use the new session ticket key, new QUIC connection IDs the new reset key');
+    }
     runtime.swap(path, next.freshSlots);
     cache?.reconfigure(cacheSettings(next.config));
     logger.level = next.config.logging.level;

@@ -5,8 +5,10 @@
 //
 // Format: text, one base64 key (at least 32 octets) per line; `#` comments and blank lines are ignored. The
 // first key is the current one; the ones after it are older keys still accepted where a key is checked
-// (Retry tokens), so a rotation is: put a new key first, keep the old one below it for a while. Each purpose
-// gets its own subkey, HKDF-SHA256(key, salt "quiclb key ring v1", info = purpose), so no two uses share a key.
+// (Retry tokens, and stateless resets of connections made under them), so a rotation is: put a new key first,
+// keep the old one below it for a while, and reload (every reload reads the file again, src/primary/keys.ts;
+// session tickets follow the first key only). Each purpose gets its own subkey, HKDF-SHA256(key, salt
+// "quiclb key ring v1", info = purpose), so no two uses share a key.
 import { hkdfSync, randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

@@ -4,7 +4,8 @@
 // to the HTTP/1.1 frontend.
 // A TLS handshake that does not finish within handshakeTimeout is dropped (a client that connects and never
 // sends a ClientHello costs one sweep check, then nothing). A configuration reload swaps the certificate
-// (setCertificate): new handshakes get the new pair, established connections keep theirs.
+// and, when the key ring was rotated, the session ticket key (setCertificate): new handshakes get the new
+// pair and tickets under the new key, established connections keep theirs.
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -64,9 +65,11 @@ export class TcpFrontends {
   private readonly sockets = new Set<Socket>();
   private readonly connectionKeys = new WeakMap<object, string>();
   private nextConnection = 0;
+  private ticketKeys: Buffer | undefined;
 
   constructor(opts: TcpFrontendOptions) {
     this.opts = opts;
+    this.ticketKeys = opts.ticketKeys;
     const limits = opts.limits;
     this.h1 = new H1Frontend({ limits, shard: opts.shard, onRequest: opts.onRequest, logger: opts.logger });
     this.handshakes = new DeadlineSweeper(limits.handshakeTimeoutMs);
@@ -90,17 +93,20 @@ export class TcpFrontends {
     });
   }
 
-  private credentials(certFile: string, keyFile: string): tls.SecureContextOptions {
-    return { cert: readFileSync(certFile), key: readFileSync(keyFile), ticketKeys: this.opts.ticketKeys, minVersion: 'TLSv1.2' };
+  private credentials(certFile: string, keyFile: string, ticketKeys = this.ticketKeys): tls.SecureContextOptions {
+    return { cert: readFileSync(certFile), key: readFileSync(keyFile), ticketKeys, minVersion: 'TLSv1.2' };
   }
 
   /**
-   * New TLS handshakes use this certificate chain and key (tls.Server#setSecureContext); connections already
-   * established keep the pair they were made with. Throws (and changes nothing) when the files cannot be read
-   * or do not make a secure context.
+   * New TLS handshakes use this certificate chain and key (tls.Server#setSecureContext) and issue and accept
+   * session tickets under `ticketKeys` (the running ones when absent); connections already established keep
+   * what they were made with. node:tls holds one ticket key, so after a change a ticket of the old key is
+   * answered with a full handshake (and a ticket of the new key). Throws (and changes nothing) when the files
+   * cannot be read or do not make a secure context.
    */
-  setCertificate(certFile: string, keyFile: string): void {
-    this.tls.setSecureContext(this.credentials(certFile, keyFile));
+  setCertificate(certFile: string, keyFile: string, ticketKeys: Buffer | undefined = this.ticketKeys): void {
+    this.tls.setSecureContext(this.credentials(certFile, keyFile, ticketKeys));
+    this.ticketKeys = ticketKeys;
   }
 
   private keyFor(socket: object): string {

@@ -4,7 +4,11 @@
 //
 //   octet 0   : config rotation (2 high bits) | CID length - 1 (6 low bits)   -> 0x13 for config 0
 //   octet 1   : shard index (0..255, = MAX_SHARDS)
-//   octet 2-19: 18 random octets (144 bits; RFC 9000 §5.1 wants CIDs that are hard to guess)
+//   octet 2   : key tag: which stateless reset key of the key ring issued the CID (src/wire/stateless-reset.ts),
+//               so that after a key ring rotation the primary and the shards still derive the token an older
+//               CID was issued with. The same for every CID issued under one key, so it tells an observer no
+//               more than the shard octet does (RFC 9000 §5.1: nothing that links the CIDs of one connection).
+//   octet 3-19: 17 random octets (136 bits; RFC 9000 §5.1 wants CIDs that are hard to guess)
 //
 // 20 octets is QUIC v1's maximum (RFC 9000 §17.2) and what short headers are parsed with: every CID
 // quiclb hands out has this length, so the DCID of a short header is always octets 1..20.
@@ -15,6 +19,9 @@ import { randomFillSync } from 'node:crypto';
 export const CID_LEN = 20;
 export const CID_CONFIG_ROTATION = 0;
 export const CID_FIRST_OCTET = (CID_CONFIG_ROTATION << 6) | (CID_LEN - 1);
+/** Offset of the key tag octet. */
+export const CID_KEY_TAG = 2;
+/** Octets 2..19 are drawn at random; a key tag then takes octet 2. */
 const RANDOM_LEN = CID_LEN - 2;
 
 // One pool refilled in bulk: randomFillSync per CID costs more than the rest of the encoding.
@@ -31,13 +38,17 @@ function takeRandom(out: Uint8Array, offset: number, len: number): void {
   poolPos += len;
 }
 
-/** A fresh CID that routes to `shard`. */
-export function encodeCid(shard: number): Buffer {
+/**
+ * A fresh CID that routes to `shard`, issued under the reset key with tag `keyTag` (ResetTokens.tag); a random
+ * tag when absent (tests, and holders of a single key, to whom the tag means nothing).
+ */
+export function encodeCid(shard: number, keyTag?: number): Buffer {
   if (!Number.isInteger(shard) || shard < 0 || shard > 255) throw new RangeError(`shard index ${shard} out of range 0..255`);
   const cid = Buffer.allocUnsafe(CID_LEN);
   cid[0] = CID_FIRST_OCTET;
   cid[1] = shard;
   takeRandom(cid, 2, RANDOM_LEN);
+  if (keyTag !== undefined) cid[CID_KEY_TAG] = keyTag;
   return cid;
 }
 

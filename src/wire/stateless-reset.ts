@@ -1,10 +1,13 @@
 // QUIC stateless reset (RFC 9000 §10.3). Every CID quiclb issues gets a reset token derived from the CID
 // and one static key, HMAC-SHA256(key, CID) truncated to 16 octets (the construction §10.3.2 suggests), so
 // whoever holds the key can answer a packet for a connection it knows nothing about: the primary for a CID
-// whose shard is dead, a restarted shard for CIDs of its previous incarnation. The client compares the last
-// 16 octets with the token it was given for that CID and closes at once instead of waiting for its idle
-// timeout. Sans-IO: the callers decide when to send (short headers only, size and rate rules below).
+// whose shard is dead, a restarted shard for CIDs of its previous incarnation. The keys come from the key
+// ring (src/shared/key-ring.ts); after a rotation an older key still answers for the CIDs issued under it.
+// The client compares the last 16 octets with the token it was given for that CID and closes at once
+// instead of waiting for its idle timeout. Sans-IO: the callers decide when to send (short headers only,
+// size and rate rules below).
 import { createHmac, randomFillSync } from 'node:crypto';
+import { CID_FIRST_OCTET, CID_KEY_TAG, CID_LEN } from './cid.ts';
 
 export const RESET_TOKEN_LEN = 16;
 /**
@@ -21,16 +24,28 @@ export const TYPICAL_STATELESS_RESET = 43;
 const MAX_EXTRA = 20;
 
 export class ResetTokens {
-  private readonly key: Buffer;
+  /** Newest first: the first issues, every one answers for the CIDs issued under it. */
+  private readonly keys: readonly Buffer[];
+  private readonly tags: readonly number[];
+  /** The key tag new CIDs carry (encodeCid's `keyTag`): the newest key's. */
+  readonly tag: number;
 
-  constructor(key: Uint8Array) {
-    if (key.length < 16) throw new RangeError('stateless reset key must be at least 16 octets');
-    this.key = Buffer.from(key);
+  /**
+   * `keys`: one key, or the key ring's reset keys newest first. After a rotation the CIDs issued under an
+   * older key still get that key's token: each CID carries its key's tag (src/wire/cid.ts, octet 2).
+   */
+  constructor(keys: Uint8Array | readonly Uint8Array[]) {
+    const list = keys instanceof Uint8Array ? [keys] : keys;
+    if (list.length === 0) throw new RangeError('stateless reset tokens need a key');
+    for (const k of list) if (k.length < 16) throw new RangeError('stateless reset key must be at least 16 octets');
+    this.keys = list.map((k) => Buffer.from(k));
+    this.tags = this.keys.map(keyTag);
+    this.tag = this.tags[0];
   }
 
   /** The 16-octet token of the CID `buf[offset, offset + len)`. */
   token(buf: Uint8Array, offset = 0, len = buf.length - offset): Buffer {
-    return createHmac('sha256', this.key).update(buf.subarray(offset, offset + len)).digest().subarray(0, RESET_TOKEN_LEN);
+    return createHmac('sha256', this.keyOf(buf, offset, len)).update(buf.subarray(offset, offset + len)).digest().subarray(0, RESET_TOKEN_LEN);
   }
 
   /** The same token as quiche takes it (u128, the token octets big endian). */
@@ -38,6 +53,32 @@ export class ResetTokens {
     const t = this.token(cid);
     return (t.readBigUInt64BE(0) << 64n) | t.readBigUInt64BE(8);
   }
+
+  /** True when `other` holds the same keys in the same order. */
+  sameKeys(other: ResetTokens): boolean {
+    return this.keys.length === other.keys.length && this.keys.every((k, i) => k.equals(other.keys[i]));
+  }
+
+  /**
+   * The newest key whose tag the CID carries; the newest key for a CID that is not one of ours, or whose
+   * key left the ring (that client then waits for its idle timeout), or when there is only one key. Two
+   * keys of one ring share a tag once in 256 rotations: the older one's CIDs then get the newer one's token.
+   */
+  private keyOf(buf: Uint8Array, offset: number, len: number): Buffer {
+    if (this.keys.length > 1 && len === CID_LEN && buf[offset] === CID_FIRST_OCTET) {
+      const tag = buf[offset + CID_KEY_TAG];
+      for (let i = 0; i < this.tags.length; i++) if (this.tags[i] === tag) return this.keys[i];
+    }
+    return this.keys[0];
+  }
+}
+
+/**
+ * A key's tag: one octet of HMAC-SHA256(key, "quiclb cid key tag"). Every holder of the key computes the same
+ * one (other shards, a restarted quiclb); it reveals nothing of the tokens, which HMAC the 20-octet CIDs.
+ */
+export function keyTag(key: Uint8Array): number {
+  return createHmac('sha256', key).update('quiclb cid key tag').digest()[0];
 }
 
 /**

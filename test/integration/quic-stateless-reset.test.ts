@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { startQuicHarness, runBounded, quicTestConfig, type QuicHarness } from '../support/quic-harness.ts';
 import { UdpRouter } from '../../src/primary/udp-router.ts';
-import { ResetTokens } from '../../src/wire/stateless-reset.ts';
+import { ResetTokens, keyTag } from '../../src/wire/stateless-reset.ts';
 import { encodeCid } from '../../src/wire/cid.ts';
 import { SharedState, G_QUIC_HANDSHAKES, G_QUIC_STATELESS_RESETS, G_QUIC_RESETS_RATE_LIMITED, G_DROP_SHORT_UNKNOWN_CID } from '../../src/shared/state.ts';
 
@@ -106,9 +106,8 @@ test('a client that moved to a spare CID is reset with that CID\'s token (NEW_CO
   }
 });
 
-async function routerWithDeadShard(resetRate?: { perSecond: number; burst: number }) {
+async function routerWithDeadShard(resetRate?: { perSecond: number; burst: number }, resetKey: Uint8Array | Uint8Array[] = randomBytes(32)) {
   const state = new SharedState();
-  const resetKey = randomBytes(32);
   const router = new UdpRouter({
     config: quicTestConfig('/tmp'),
     state,
@@ -127,6 +126,7 @@ async function routerWithDeadShard(resetRate?: { perSecond: number; burst: numbe
   const settle = () => new Promise((r) => setTimeout(r, 150));
   return {
     state,
+    router,
     tokens: new ResetTokens(resetKey),
     received,
     send,
@@ -176,6 +176,34 @@ test('router rate limit: at most the burst, the rest counted as rate-limited', {
     assert.ok(sent >= 5 && sent <= 6, `sent ${sent}`);
     assert.equal(sent + limited, 20);
     assert.equal(r.received.length, sent);
+  } finally {
+    await r.close();
+  }
+});
+
+test('router after a key ring rotation (useKeys): each CID is reset with the token of the key it was issued under while that key is in the ring', { timeout: 20_000 }, async () => {
+  const [k1, k3] = [randomBytes(32), randomBytes(32)];
+  // Two keys share a tag once in 256 (the newer one then answers for both): not this test's subject.
+  let k2: Buffer;
+  do k2 = randomBytes(32);
+  while (keyTag(k2) === keyTag(k1));
+  const r = await routerWithDeadShard(undefined, [k1]);
+  const resetOf = async (cid: Buffer) => {
+    r.received.length = 0;
+    await r.send(shortHeader(cid, 100));
+    await r.settle();
+    assert.equal(r.received.length, 1);
+    return r.received[0].subarray(r.received[0].length - 16);
+  };
+  try {
+    const old = encodeCid(0, new ResetTokens(k1).tag);
+    assert.deepEqual(await resetOf(old), new ResetTokens(k1).token(old));
+    r.router.useKeys({ retryKeys: [randomBytes(32)], resetKeys: [k2, k1] });
+    const fresh = encodeCid(0, new ResetTokens(k2).tag);
+    assert.deepEqual(await resetOf(old), new ResetTokens(k1).token(old), 'a CID of the old key: its own token');
+    assert.deepEqual(await resetOf(fresh), new ResetTokens(k2).token(fresh), 'a CID of the new key');
+    r.router.useKeys({ retryKeys: [randomBytes(32)], resetKeys: [k3] });
+    assert.deepEqual(await resetOf(old), new ResetTokens(k3).token(old), 'the old key left the ring: the newest key');
   } finally {
     await r.close();
   }

@@ -14,6 +14,9 @@ import { loadQuiche, type QuicheConfig } from '../../src/quic/quiche.ts';
 import { buildQuicheConfig } from '../../src/quic/quiche-config.ts';
 import { ensureSelfSigned } from '../../src/shared/tls-material.ts';
 import { quicTestConfig } from '../support/quic-harness.ts';
+import { loadPrimaryKeys, reloadPrimaryKeys, sameKeys, shardKeys } from '../../src/primary/keys.ts';
+import { validateConfig } from '../../src/config/load.ts';
+import pino from 'pino';
 
 async function tmp(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'quiclb-keyring-unit-'));
@@ -132,6 +135,42 @@ test('quiche session tickets: issued under one Config, resumed under another wit
     assert.equal(quicHandshake(buildQuicheConfig(config, certFile, keyFile, key), first.session!).resumed, true);
     // Without the shared key (quiche's own random one, as before the key ring): a full handshake.
     assert.equal(quicHandshake(buildQuicheConfig(config, certFile, keyFile), first.session!).resumed, false);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a reload reads the key ring again: a copy holds the same keys, a rotation puts the new key first, a missing file is refused', async () => {
+  const dir = await tmp();
+  try {
+    const file = path.join(dir, 'keyring');
+    const config = (keyRing: string) => validateConfig({ tls: { stateDir: path.join(dir, 'state'), keyRing }, loadBalancer: { backendServers: [{ id: 'a', host: '127.0.0.1', port: 9 }] } });
+    const started = loadPrimaryKeys(config(file), pino({ level: 'silent' }));
+    assert.equal(started.count, 1);
+    const again = reloadPrimaryKeys(config(file));
+    assert.equal(sameKeys(started, again), true, 'unchanged file: the same keys');
+    const copy = path.join(dir, 'copy');
+    await writeFile(copy, await readFile(file, 'utf8'), { mode: 0o600 });
+    assert.equal(sameKeys(started, reloadPrimaryKeys(config(copy))), true, 'another path with the same ring: the same keys');
+
+    const fresh = KeyRing.generate().keys[0].toString('base64');
+    await writeFile(file, `${fresh}\n${await readFile(file, 'utf8')}`, { mode: 0o600 });
+    const rotated = reloadPrimaryKeys(config(file));
+    assert.equal(sameKeys(started, rotated), false);
+    assert.equal(rotated.count, 2);
+    // Newest first, the old key's subkeys below: Retry tokens and reset tokens of the old key stay checkable.
+    assert.deepEqual(rotated.retryKeys[1], started.retryKeys[0]);
+    assert.deepEqual(rotated.resetKeys[1], started.resetKeys[0]);
+    assert.notDeepEqual(rotated.tlsTicketKeys, started.tlsTicketKeys, 'tickets follow the first key');
+    assert.notDeepEqual(rotated.quicTicketKey, started.quicTicketKey);
+    assert.deepEqual(Object.keys(shardKeys(rotated)).sort(), ['quicTicketKey', 'resetKeys', 'tlsTicketKeys'], 'no Retry keys for the shards');
+
+    const missing = path.join(dir, 'missing');
+    assert.throws(
+      () => reloadPrimaryKeys(config(missing)),
+      (err: Error & { code?: string; path?: string }) => err.code === 'QUICLB_CONFIG' && err.path === 'tls.keyRing' && /missing does not exist; a reload never creates a key ring/.test(err.message),
+    );
+    await assert.rejects(stat(missing), { code: 'ENOENT' }, 'not created');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

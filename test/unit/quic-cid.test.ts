@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeCid, decodeCidShard, CID_LEN, CID_FIRST_OCTET } from '../../src/wire/cid.ts';
+import { encodeCid, decodeCidShard, CID_LEN, CID_FIRST_OCTET, CID_KEY_TAG } from '../../src/wire/cid.ts';
 
 test('every shard index round-trips through a CID', () => {
   for (let shard = 0; shard < 256; shard++) {
@@ -25,6 +25,16 @@ test('CIDs are random beyond the two routing octets', () => {
   const values = new Set<number>();
   for (let i = 0; i < 500; i++) values.add(encodeCid(3)[10]);
   assert.ok(values.size > 100, `only ${values.size} distinct values`);
+});
+
+test('a key tag takes octet 2; the 17 octets after it stay random', () => {
+  const cid = encodeCid(5, 0xab);
+  assert.equal(cid[CID_KEY_TAG], 0xab);
+  assert.equal(decodeCidShard(cid, 0, CID_LEN), 5);
+  const seen = new Set<string>();
+  for (let i = 0; i < 5000; i++) seen.add(encodeCid(5, 0xab).subarray(CID_KEY_TAG + 1).toString('hex'));
+  assert.equal(seen.size, 5000);
+  assert.ok(new Set(Array.from({ length: 500 }, () => encodeCid(5)[CID_KEY_TAG])).size > 100, 'without a tag octet 2 is random');
 });
 
 test('malformed or foreign CIDs do not decode', () => {

@@ -14,8 +14,9 @@ import {
   statelessResetSize,
   MIN_STATELESS_RESET,
   RESET_TOKEN_LEN,
+  keyTag,
 } from '../../src/wire/stateless-reset.ts';
-import { encodeCid } from '../../src/wire/cid.ts';
+import { encodeCid, decodeCidShard, CID_KEY_TAG, CID_LEN } from '../../src/wire/cid.ts';
 import { loadQuiche, type HostPort, type QuicheConnection } from '../../src/quic/quiche.ts';
 import { buildQuicheConfig } from '../../src/quic/quiche-config.ts';
 import { ensureSelfSigned } from '../../src/shared/tls-material.ts';
@@ -37,6 +38,53 @@ test('the token is HMAC-SHA256(key, CID) truncated to 16 octets: same for the sa
   const big = new ResetTokens(key).tokenBigInt(cid);
   assert.equal(big.toString(16).padStart(32, '0'), t.toString('hex'));
   assert.throws(() => new ResetTokens(randomBytes(8)), RangeError);
+});
+
+/** Random keys whose tags differ (two keys share a tag once in 256; the ring then falls back to the newer key). */
+function keysWithDistinctTags(n: number): Buffer[] {
+  const keys: Buffer[] = [];
+  while (keys.length < n) {
+    const k = randomBytes(32);
+    if (!keys.some((o) => keyTag(o) === keyTag(k))) keys.push(k);
+  }
+  return keys;
+}
+
+test('key ring rotation: a CID carries its key\'s tag, and its token comes from that key while it stays in the ring', () => {
+  const [k1, k2, k3] = keysWithDistinctTags(3);
+  const before = new ResetTokens([k1]);
+  assert.equal(before.tag, keyTag(k1));
+  assert.equal(keyTag(Buffer.from(k1)), keyTag(k1), 'every holder of the key computes the same tag');
+  const old = encodeCid(4, before.tag);
+  assert.equal(old[CID_KEY_TAG], before.tag);
+  assert.equal(decodeCidShard(old, 0, CID_LEN), 4, 'the tag does not touch the routing octets');
+  // Rotation, the old key kept below the new one.
+  const rotated = new ResetTokens([k2, k1]);
+  assert.equal(rotated.tag, keyTag(k2), 'new CIDs carry the newest key\'s tag');
+  assert.deepEqual(rotated.token(old), before.token(old), 'a CID of the old key keeps its token');
+  assert.deepEqual(rotated.token(old), createHmac('sha256', k1).update(old).digest().subarray(0, 16));
+  const fresh = encodeCid(4, rotated.tag);
+  assert.deepEqual(rotated.token(fresh), new ResetTokens(k2).token(fresh), 'a new CID gets the new key\'s token');
+  // Inside a datagram too (the router and the shards read the CID at an offset).
+  const packet = Buffer.concat([Buffer.from([0x41]), old, randomBytes(30)]);
+  assert.deepEqual(rotated.token(packet, 1, CID_LEN), before.token(old));
+  // The old key removed: its CIDs get the newest key's token (the client ignores it and waits for its idle timeout).
+  const dropped = new ResetTokens([k3, k2]);
+  assert.deepEqual(dropped.token(old), new ResetTokens(k3).token(old));
+  assert.deepEqual(dropped.token(fresh), rotated.token(fresh), 'k2 is still in the ring');
+  // Not one of our CIDs (another length, another first octet): the newest key.
+  const foreign = randomBytes(8);
+  assert.deepEqual(rotated.token(foreign), new ResetTokens(k2).token(foreign));
+  assert.equal(rotated.sameKeys(new ResetTokens([Buffer.from(k2), Buffer.from(k1)])), true);
+  assert.equal(rotated.sameKeys(new ResetTokens([k1, k2])), false, 'order matters: the first key issues');
+  assert.throws(() => new ResetTokens([]), RangeError);
+  // Two keys of one ring with the same tag (once in 256 rotations): the newer one answers for both.
+  const twin = keysWithDistinctTags(1)[0];
+  let sameTag: Buffer;
+  do sameTag = randomBytes(32);
+  while (keyTag(sameTag) !== keyTag(twin));
+  const clash = encodeCid(4, keyTag(twin));
+  assert.deepEqual(new ResetTokens([sameTag, twin]).token(clash), new ResetTokens(sameTag).token(clash));
 });
 
 test('size rule: never at or below 21 octets, always smaller than the trigger, 43-63 octets for big triggers', () => {
@@ -100,7 +148,7 @@ function handshake(qconfig: ReturnType<typeof buildQuicheConfig>, tokens: ResetT
   const clientAddr = { host: '127.0.0.1', port };
   const serverAddr = { host: '127.0.0.1', port: 443 };
   const client = q.Connection.connect('localhost', randomBytes(16), clientAddr, serverAddr, cc);
-  const scid = encodeCid(0);
+  const scid = encodeCid(0, tokens.tag);
   qconfig.setStatelessResetToken(tokens.tokenBigInt(scid));
   const server = q.Connection.accept(scid, null, serverAddr, clientAddr, qconfig);
   const buf = Buffer.alloc(1500);
@@ -141,6 +189,29 @@ test('quiche sends each connection its own derived token (set on the Config righ
     assert.equal(a.client.isClosed(), true, 'a closed on its own reset');
     deliver(b, buildStatelessReset(tokens.token(b.scid), 60));
     assert.equal(b.client.isClosed(), true, 'b closed on its own reset');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a quiche client whose connection was issued under the old key honours a reset from the rotated ring, and not one from a ring that dropped that key', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quiclb-reset-'));
+  try {
+    const { certFile, keyFile } = await ensureSelfSigned(dir);
+    const qconfig = buildQuicheConfig(quicTestConfig(dir), certFile, keyFile);
+    const [k1, k2, k3] = keysWithDistinctTags(3);
+    const before = new ResetTokens([k1]);
+    const a = handshake(qconfig, before, 50011);
+    const b = handshake(qconfig, before, 50012);
+    // After the rotation the old key went: nothing in the ring knows a's CID, and its reset means nothing to a.
+    deliver(a, buildStatelessReset(new ResetTokens([k3, k2]).token(a.scid), 43));
+    assert.equal(a.client.isClosed(), false, 'a token of another key does not close a');
+    // The rotated ring that kept the old key below the new one resets both with the token they were given.
+    const rotated = new ResetTokens([k2, k1]);
+    deliver(a, buildStatelessReset(rotated.token(a.scid), 43));
+    assert.equal(a.client.isClosed(), true, 'a closed on the rotated ring\'s reset');
+    deliver(b, buildStatelessReset(rotated.token(b.scid), 50));
+    assert.equal(b.client.isClosed(), true, 'b closed on the rotated ring\'s reset');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

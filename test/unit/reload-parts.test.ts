@@ -65,7 +65,7 @@ test('backend slots: kept ids keep theirs, new ids take free ones, removed ones 
   assert.deepEqual(slots.plan(back).fresh, [4]);
 });
 
-test('needs restart: ports, bind address, frontend limits, key ring; everything else is applied', () => {
+test('needs restart: ports, bind address, frontend limits; everything else is applied', () => {
   const running = config(['a'], { server: { httpPort: 8080 } });
   const next = config(['a', 'b'], {
     server: { httpPort: 8081, readTimeout: '5s', maxBodySize: '1MiB' },
@@ -91,6 +91,17 @@ test('needs restart: ports, bind address, frontend limits, key ring; everything 
   assert.equal(next.server.httpPort, 8081, 'the loaded config itself is not changed');
   assert.deepEqual(changedSettings(running, eff), ['server.maxBodySize', 'quic.idleTimeout', 'loadBalancer.strategy', 'logging.level']);
   assert.deepEqual(restartOnlyChanges(running, eff), []);
+});
+
+test('tls.keyRing applies live: a reload reads the key ring at the path the new file names', () => {
+  const running = config(['a'], { tls: { keyRing: '/srv/quiclb/keyring' } });
+  const next = config(['a'], { tls: { keyRing: '/srv/quiclb/keyring-2' } });
+  assert.deepEqual(restartOnlyChanges(running, next), []);
+  assert.equal(effectiveConfig(running, next).tls.keyRing, '/srv/quiclb/keyring-2');
+  assert.deepEqual(changedSettings(running, effectiveConfig(running, next)), ['tls.keyRing']);
+  // tls.stateDir (the generated certificate, and the key ring when tls.keyRing is unset) still needs a restart.
+  const moved = config(['a'], { tls: { stateDir: '/var/lib/other' } });
+  assert.deepEqual(restartOnlyChanges(config(['a']), moved), ['tls.stateDir']);
 });
 
 test('needs restart: turning the response cache on or off, or moving its store; its size bounds apply live', () => {
