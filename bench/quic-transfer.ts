@@ -2,7 +2,7 @@
 // 1. How datagrams should cross from the primary to a shard thread (issue #3): one postMessage per datagram
 //    (the Buffer is cloned) against batches in one transferred ArrayBuffer (src/wire/datagram-batch.ts).
 // 2. The primary's routing rate: the real UdpRouter.route() (src/primary/udp-router.ts) fed realistic
-//    short-header packets (our 20-octet CIDs naming 2 shards, client addresses from a pool of 1,000), batching
+//    short-header packets (our 16-octet CIDs naming 2 shards, client addresses from a pool of 1,000), batching
 //    and posting to a real worker thread that reads every datagram and acknowledges, as a shard does; then the
 //    same behind a real UDP socket, with a sender thread blasting datagrams at it (recvmsg and the 'message'
 //    event included). Each reports datagrams/s and datagrams per CPU-second of the primary thread
@@ -25,7 +25,7 @@ const SHARDS = 2;
 /** Datagrams per socket read burst: libuv reads up to 32 datagrams per poll iteration. */
 const BURST = 32;
 
-/** A short-header packet (RFC 9000 §17.3.1): header form 0, fixed bit 1, then our 20-octet DCID. */
+/** A short-header packet (RFC 9000 §17.3.1): header form 0, fixed bit 1, then our 16-octet DCID. */
 function shortHeaderPacket(shard: number, size: number): Buffer {
   const b = randomBytes(Math.max(size, 1 + 20 + 1 + 16));
   b[0] = 0x40 | (b[0] & 0x3f);

@@ -2,26 +2,31 @@
 // IETF QUIC-LB draft (draft-ietf-quic-load-balancers, "plaintext" algorithm), so the primary routes a
 // short-header packet by reading two octets, with no table lookup.
 //
-//   octet 0   : config rotation (2 high bits) | CID length - 1 (6 low bits)   -> 0x13 for config 0
+//   octet 0   : config rotation (2 high bits) | CID length - 1 (6 low bits)   -> 0x0f for config 0
 //   octet 1   : shard index (0..255, = MAX_SHARDS)
 //   octet 2   : key tag: which stateless reset key of the key ring issued the CID (src/wire/stateless-reset.ts),
 //               so that after a key ring rotation the primary and the shards still derive the token an older
 //               CID was issued with. The same for every CID issued under one key, so it tells an observer no
 //               more than the shard octet does (RFC 9000 §5.1: nothing that links the CIDs of one connection).
-//   octet 3-19: 17 random octets (136 bits; RFC 9000 §5.1 wants CIDs that are hard to guess)
+//   octet 3-15: 13 random octets (104 bits; RFC 9000 §5.1 wants CIDs that are hard to guess)
 //
-// 20 octets is QUIC v1's maximum (RFC 9000 §17.2) and what short headers are parsed with: every CID
-// quiclb hands out has this length, so the DCID of a short header is always octets 1..20.
+// Every CID quiclb hands out has this length, so the DCID of a short header is always octets 1..16.
+// Why 16 and not QUIC v1's maximum of 20 (RFC 9000 §17.2): after a Retry, the server's transport parameters
+// carry the client's original DCID (up to 20 octets) and two of ours (initial and retry source CIDs), and
+// quiche 0.18 encodes them into a fixed 128-octet buffer. With 20-octet CIDs a client whose first DCID was
+// 16 octets or more (quiche, ngtcp2/curl: 18) overflowed it during a Retry and failed with
+// TRANSPORT_PARAMETER_ERROR; 16 leaves room for a 20-octet original DCID with the default parameters
+// (test/integration/quic-retry-cid-length.test.ts).
 // Config rotation 0b11 is reserved by the draft for "unroutable" CIDs; a rotation other than ours means
 // the CID came from a different config generation (or a client), so it never decodes.
 import { randomFillSync } from 'node:crypto';
 
-export const CID_LEN = 20;
+export const CID_LEN = 16;
 export const CID_CONFIG_ROTATION = 0;
 export const CID_FIRST_OCTET = (CID_CONFIG_ROTATION << 6) | (CID_LEN - 1);
 /** Offset of the key tag octet. */
 export const CID_KEY_TAG = 2;
-/** Octets 2..19 are drawn at random; a key tag then takes octet 2. */
+/** Octets 2..15 are drawn at random; a key tag then takes octet 2. */
 const RANDOM_LEN = CID_LEN - 2;
 
 // One pool refilled in bulk: randomFillSync per CID costs more than the rest of the encoding.

@@ -18,7 +18,8 @@ export const RESET_TOKEN_LEN = 16;
 export const MIN_STATELESS_RESET = 21;
 /**
  * §10.3: a reset should look like a short-header packet carrying a CID of the length we ask peers to use
- * plus at least 22 octets; quiclb's CIDs are 20 octets: 1 + 20 + 22 = 43. Longer triggers get 43 to 63 octets.
+ * plus at least 22 octets; quiclb's CIDs are 16 octets: 1 + 16 + 22 = 39, and 43 leaves room for the 20-octet
+ * CIDs of other servers behind the same address. Longer triggers get 43 to 63 octets.
  */
 export const TYPICAL_STATELESS_RESET = 43;
 const MAX_EXTRA = 20;
@@ -75,7 +76,7 @@ export class ResetTokens {
 
 /**
  * A key's tag: one octet of HMAC-SHA256(key, "quiclb cid key tag"). Every holder of the key computes the same
- * one (other shards, a restarted quiclb); it reveals nothing of the tokens, which HMAC the 20-octet CIDs.
+ * one (other shards, a restarted quiclb); it reveals nothing of the tokens, which HMAC the 16-octet CIDs.
  */
 export function keyTag(key: Uint8Array): number {
   return createHmac('sha256', key).update('quiclb cid key tag').digest()[0];
