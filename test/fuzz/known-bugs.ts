@@ -22,12 +22,6 @@ export interface KnownBug {
 
 export const KNOWN_BUGS: readonly KnownBug[] = [
   {
-    id: 'h2-reset-mid-upload-leak',
-    signature: null,
-    matches: [{ protocol: 'h2', kind: 'connection-leak' }],
-    test: 'HTTP/2: a client that resets its TCP connection in the middle of an upload leaves no connection behind',
-  },
-  {
     id: 'h2-non-ascii-path',
     signature: null,
     // The backend then resets, and quiclb charges it a failure: 'backend-harmed' in an h2 run is masked too.
