@@ -20,14 +20,7 @@ export interface KnownBug {
   test: string;
 }
 
-export const KNOWN_BUGS: readonly KnownBug[] = [
-  {
-    id: 'h2-reset-mid-upload-leak',
-    signature: null,
-    matches: [{ protocol: 'h2', kind: 'connection-leak' }],
-    test: 'HTTP/2: a client that resets its TCP connection in the middle of an upload leaves no connection behind',
-  },
-];
+export const KNOWN_BUGS: readonly KnownBug[] = [];
 
 /** The listed bug that explains a failure of `kind` (with `detail`) in a run of `protocol`, if any. */
 export function knownFailure(protocol: string, kind: string, detail: string): KnownBug | undefined {

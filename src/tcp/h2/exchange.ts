@@ -13,6 +13,8 @@ import type { Logger } from '../../shared/logger.ts';
 import type { BodySink, FrontResponse, HeaderList } from '../../shared/http-types.ts';
 import { H2RequestBody } from './request-body.ts';
 import type { RequestBodyOwner } from './request-body.ts';
+import { PauseTimer } from './pause-timer.ts';
+import type { PauseOwner } from './pause-timer.ts';
 import type { RequestHead } from './request-head.ts';
 import { toNodeHeaders } from './response-headers.ts';
 import { clientResetError, connectionClosedError, readTimeoutError, streamResetError, writeTimeoutError } from './errors.ts';
@@ -31,8 +33,13 @@ export interface ExchangeOwner {
   readonly closing: boolean;
   /** The client reset a stream whose response had not finished (RST_STREAM). */
   onClientReset(): void;
+  /**
+   * The client went quiet where it should not (an upload paused, a response waits for it, a stream timed
+   * out): check that the connection's transport still takes bytes.
+   */
+  probe(): void;
   /** The stream is closed and forgotten. */
-  onStreamClosed(): void;
+  onStreamClosed(ex: H2Exchange): void;
 }
 
 /** node's ServerHttp2Stream has `headRequest` (true for HEAD); @types/node does not list it. */
@@ -59,12 +66,9 @@ function onStreamClose(this: TaggedStream): void {
   this[EXCHANGE] = undefined;
   guarded(ex, 'onClose');
 }
-function onWriteTimeout(ex: H2Exchange): void {
-  guarded(ex, 'onWriteTimeout');
-}
 
 /** Runs one of the exchange's event handlers; a bug in one stream's handling must not reach the shard. */
-function guarded(ex: H2Exchange | undefined, handler: 'onAborted' | 'onFinish' | 'onDrained' | 'onClose' | 'onWriteTimeout'): void {
+function guarded(ex: H2Exchange | undefined, handler: 'onAborted' | 'onFinish' | 'onDrained' | 'onClose' | 'onWriteStalled' | 'onWriteTimeout'): void {
   if (ex === undefined) return;
   try {
     ex[handler]();
@@ -73,7 +77,7 @@ function guarded(ex: H2Exchange | undefined, handler: 'onAborted' | 'onFinish' |
   }
 }
 
-export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
+export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner, PauseOwner {
   readonly stream: ServerHttp2Stream;
   readonly owner: ExchangeOwner;
   /** null when HEADERS carried END_STREAM, and for a WebSocket (the stream itself becomes the tunnel). */
@@ -91,7 +95,8 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
   /** Body bytes are dropped: HEAD, 204, 205, 304, or a 502 sent in place of an unsendable response. */
   private dropBody = false;
   private abortCbs: Array<() => void> | undefined;
-  private writeTimer: NodeJS.Timeout | undefined;
+  /** Runs while a response write waits for the client (made at the first wait). */
+  private writePause: PauseTimer | undefined;
   private waitingDrain = false;
   /** A WebSocket handshake (extended CONNECT): the client keeps its side open for the tunnel. */
   private websocket = false;
@@ -244,6 +249,23 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
     this.owner.logger.debug({ err: err.message }, 'HTTP/2 request body timed out');
     this.resetStream(NGHTTP2_CANCEL, err);
     this.clientGone();
+    // The RST_STREAM needs a live transport to close the stream; without one the connection is closed.
+    this.owner.probe();
+  }
+
+  /** The upload paused STALL_CHECK_MS: is the client's connection alive at all? */
+  onStalled(): void {
+    this.owner.probe();
+  }
+
+  /**
+   * The connection is gone, whether or not node closes this stream (it does not when the transport died
+   * under a write it never finishes): the body fails and whoever forwards the request is told.
+   */
+  onConnectionGone(): void {
+    this.disarmWriteTimer();
+    this.body?.fail(connectionClosedError());
+    this.clientGone();
   }
 
   // ---- stream events ----
@@ -288,7 +310,7 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
       if (!this.resetByUs && !this.tunnel && !this.owner.closing && s.rstCode !== NGHTTP2_NO_ERROR) this.owner.onClientReset();
       this.clientGone();
     }
-    this.owner.onStreamClosed();
+    this.owner.onStreamClosed(this);
   }
 
   // ---- internals ----
@@ -342,21 +364,15 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
   }
 
   private armWriteTimer(): void {
-    const ms = this.owner.writeTimeoutMs;
-    if (ms <= 0) return;
     if (!this.waitingDrain && !this.ended) {
       this.waitingDrain = true;
       this.stream.once('drain', onStreamDrained);
     }
-    if (this.writeTimer) this.writeTimer.refresh();
-    else this.writeTimer = setTimeout(onWriteTimeout, ms, this);
+    (this.writePause ??= new PauseTimer(this.owner.writeTimeoutMs, this)).restart();
   }
 
   private disarmWriteTimer(): void {
-    if (this.writeTimer) {
-      clearTimeout(this.writeTimer);
-      this.writeTimer = undefined;
-    }
+    this.writePause?.stop();
   }
 
   onDrained(): void {
@@ -364,13 +380,28 @@ export class H2Exchange implements FrontResponse, BodySink, RequestBodyOwner {
     if (!this.ended) this.disarmWriteTimer();
   }
 
+  // ---- PauseOwner (the response side) ----
+
+  onPauseStalled(): void {
+    guarded(this, 'onWriteStalled');
+  }
+
+  onPauseTimeout(): void {
+    guarded(this, 'onWriteTimeout');
+  }
+
+  /** The client has taken nothing for STALL_CHECK_MS: is its connection alive at all? */
+  onWriteStalled(): void {
+    if (!this.streamFinished && !this.gone) this.owner.probe();
+  }
+
   onWriteTimeout(): void {
-    this.writeTimer = undefined;
     if (this.streamFinished || this.gone) return;
     const err = writeTimeoutError(this.owner.writeTimeoutMs);
     this.owner.logger.debug({ err: err.message }, 'HTTP/2 response write timed out');
     this.resetStream(NGHTTP2_CANCEL, err);
     this.clientGone();
+    this.owner.probe();
   }
 }
 

@@ -5,11 +5,13 @@
 //     emits 'aborted' first), and a proxy that saw that end would forward a truncated body as complete
 //     (a chunked request with its final chunk). RFC 9113 §8.1: only END_STREAM ends a request.
 //   - server.readTimeout: a body that pauses longer than readTimeoutMs (while someone wants more of it)
-//     resets the stream.
+//     resets the stream; a shorter pause has the connection check its transport (PauseTimer).
 // It reads the HTTP/2 stream only when asked to (nothing flows before dispatch), so backpressure reaches
 // the client as flow control.
 import { Readable } from 'node:stream';
 import type { ServerHttp2Stream } from 'node:http2';
+import { PauseTimer } from './pause-timer.ts';
+import type { PauseOwner } from './pause-timer.ts';
 
 /** Bytes buffered here before the HTTP/2 stream is paused (then nghttp2 stops granting window). */
 const HIGH_WATER_MARK = 64 * 1024;
@@ -17,15 +19,16 @@ const HIGH_WATER_MARK = 64 * 1024;
 export interface RequestBodyOwner {
   /** The body paused longer than server.readTimeout while it was wanted. */
   onReadTimeout(): void;
+  /** The body paused STALL_CHECK_MS while it was wanted (the read timeout keeps running). */
+  onStalled(): void;
 }
 
 function ignore(): void {}
 
-export class H2RequestBody extends Readable {
+export class H2RequestBody extends Readable implements PauseOwner {
   private readonly source: ServerHttp2Stream;
   private readonly owner: RequestBodyOwner;
-  private readonly readTimeoutMs: number;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly readPause: PauseTimer;
   private attached = false;
   private done = false;
 
@@ -33,7 +36,7 @@ export class H2RequestBody extends Readable {
     super({ highWaterMark: HIGH_WATER_MARK });
     this.source = source;
     this.owner = owner;
-    this.readTimeoutMs = readTimeoutMs;
+    this.readPause = new PauseTimer(readTimeoutMs, this);
     // fail() may run before anyone listens (a body never dispatched); an 'error' must not crash the shard.
     this.on('error', ignore);
   }
@@ -79,27 +82,30 @@ export class H2RequestBody extends Readable {
   }
 
   private arm(): void {
-    if (this.readTimeoutMs <= 0) return;
-    if (this.timer) this.timer.refresh();
-    else this.timer = setTimeout(this.onTimeout, this.readTimeoutMs);
+    this.readPause.restart();
   }
 
   private disarm(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
+    this.readPause.stop();
+  }
+
+  onPauseStalled(): void {
+    if (this.done) return;
+    try {
+      this.owner.onStalled();
+    } catch {
+      // the owner logs its own failures; a failed check changes nothing for the body
     }
   }
 
-  private readonly onTimeout = (): void => {
-    this.timer = undefined;
+  onPauseTimeout(): void {
     if (this.done) return;
     try {
       this.owner.onReadTimeout();
     } catch (err) {
       this.fail(err as Error);
     }
-  };
+  }
 
   _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.done = true;
