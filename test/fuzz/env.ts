@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { startQuiclb, type QuiclbProcess } from '../support/quiclb-process.ts';
 import { startFuzzBackend, type BackendParseError, type FuzzBackend } from './backend.ts';
 import { startNormalClients, type NormalClientStats, type NormalClients, type NormalProtocol } from './normal-clients.ts';
-import { INSPECTOR_NOISE, heapAfterGc, inspectorUrl, type HeapAfterGc } from './inspector.ts';
+import { INSPECTOR_NOISE, heapAfterGc, inspectorUrl, socketReport, type HeapAfterGc } from './inspector.ts';
 
 export interface FuzzEnvOptions {
   /** quiclb shards (default 1: every fuzz input then lands on the shard the normal clients use). */
@@ -132,6 +132,16 @@ export class FuzzEnv {
       return await heapAfterGc(this.inspector);
     } catch {
       return undefined;
+    }
+  }
+
+  /** The sockets every shard still holds, with their state (for a connection-leak report); '' without an inspector. */
+  async socketReport(): Promise<string> {
+    if (this.inspector === undefined || !this.alive) return '';
+    try {
+      return await socketReport(this.inspector);
+    } catch (err) {
+      return `socket report failed: ${(err as Error).message}`;
     }
   }
 

@@ -318,7 +318,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         open = await env.openConnections();
       }
       if (open.tcp > connBaseline.tcp || open.quic > connBaseline.quic) {
-        fail('connection-leak', `quiclb still counts ${open.tcp} TCP and ${open.quic} QUIC connections, ${connBaseline.tcp} and ${connBaseline.quic} after warm-up, with every fuzz connection closed`, []);
+        const sockets = await env.socketReport();
+        fail('connection-leak', `quiclb still counts ${open.tcp} TCP and ${open.quic} QUIC connections, ${connBaseline.tcp} and ${connBaseline.quic} after warm-up, with every fuzz connection closed; shard sockets: ${sockets}`, []);
       }
       // What survives a full GC once every fuzz connection is gone is what quiclb kept: a leak if it grew.
       const heap = await env.heapAfterGc();

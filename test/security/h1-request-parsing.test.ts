@@ -141,3 +141,31 @@ test('pipelined requests are answered in order on one connection', async () => {
   const p2 = env.backends.flatMap((b) => b.requests).find((q) => q.target === '/p2')!;
   assert.equal(p2.body.toString(), 'abc');
 });
+
+test('a request answered before its body was read, whose body then breaks its chunked framing, closes the connection at once (was: open until server.readTimeout)', async () => {
+  const { connect } = await import('node:net');
+  const open = async () => (await env.stats()).shards.reduce((n: number, s: { connections: number }) => n + s.connections, 0);
+  const before = await open();
+  const socket = connect(env.lb.httpPort, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let text = '';
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  await new Promise((r) => socket.once('connect', r));
+  // quiclb answers POST /health itself (405) without wanting the body; it then reads and drops the rest.
+  socket.write('POST /health HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+  for (let i = 0; i < 50 && !/\r\n\r\n/.test(text); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(text, /^HTTP\/1\.1 405 /);
+  // A broken chunk in the body being dropped: nothing after it can be framed, so quiclb closes.
+  socket.write('zz\r\n');
+  const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open'), 3000))]);
+  socket.destroy();
+  assert.equal(outcome, 'closed');
+  let now = await open();
+  for (let i = 0; i < 20 && now > before; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    now = await open();
+  }
+  assert.equal(now, before, 'the connection is no longer counted');
+  await env.assertUnharmed();
+});

@@ -18,6 +18,12 @@ import { H1Exchange, type ExchangeHost } from './exchange.ts';
 import { resolveTarget } from './request-target.ts';
 import { errorResponse } from './response-head.ts';
 
+/**
+ * The connection that owns a socket, for inspection from outside (the fuzz runner reports the state of a
+ * connection that stayed open through the inspector: test/fuzz/inspector.ts). Never read by quiclb itself.
+ */
+export const INSPECT_CONNECTION = Symbol.for('quiclb.h1.connection');
+
 /** Pipelined requests parsed ahead of the one being answered before reading pauses. */
 const MAX_PIPELINED = 16;
 /** Request body bytes buffered per request before reading from the socket pauses. */
@@ -83,6 +89,7 @@ export class H1Connection implements ExchangeHost {
 
   constructor(socket: Socket, opts: H1ConnectionOptions, now: number) {
     this.socket = socket;
+    (socket as Socket & { [INSPECT_CONNECTION]?: H1Connection })[INSPECT_CONNECTION] = this;
     this.opts = opts;
     this.limits = opts.limits;
     this.remoteAddress = normalizeIp(socket.remoteAddress ?? '');
@@ -328,6 +335,16 @@ export class H1Connection implements ExchangeHost {
 
   private parseFailed(err: ParseError): void {
     const ex = this.reading;
+    if (ex !== null && !ex.bodyOpen && ex.finished) {
+      // The rest of an answered request's body was being read and dropped (see exchangeDone) and its framing
+      // broke: that request has its answer, and nothing after it can be framed. Close now; a refusal queued
+      // behind it would wait for a message end that never comes (found by the fuzzers: the connection stayed
+      // open, paused, until server.readTimeout).
+      this.reading = null;
+      this.queue.length = 0;
+      this.endConnection();
+      return;
+    }
     if (ex !== null && ex.bodyOpen) {
       // Bad chunked framing inside a body: that request is broken, by the client.
       ex.bodyOpen = false;
